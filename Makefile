@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := espeak-ng sox ffmpeg libsndfile1
+WORLD ?= worlds/small
+RUN ?= runs/small
+SIZE ?= small
+
+.PHONY: install demo test bench clean-demo lab-build lab-run
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || ! command -v ffmpeg >/dev/null; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS); fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned: nothing after this may replace it.
+	$(PIP) install -q -c constraints.txt torch==2.9.1 torchaudio==2.9.1
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PY) -c "import torch, torchaudio, transformers, tortoise; assert torch.__version__.startswith('2.9.1'), torch.__version__"
+	touch $@
+
+demo: install lab-build lab-run
+	@echo "Report: $(RUN)/report.md"
+
+lab-build: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tortuner lab build --size $(SIZE) --out $(WORLD)
+
+lab-run: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tortuner lab run --world $(WORLD) --out $(RUN)
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
+
+clean-demo:
+	rm -rf $(WORLD) $(RUN)

@@ -1,0 +1,102 @@
+"""Load any common audio file as mono float32 at a chosen rate; write 16-bit wavs atomically."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from tortuner.files import TortunerError, atomic_path
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif")
+
+
+class AudioError(TortunerError):
+    """A file that is not usable audio (missing, corrupt, empty, silent, unsupported)."""
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Decode to (frames, channels) float32 with libsndfile, or ffmpeg for formats it lacks (m4a, aac, ...)."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return data, int(sr)
+    except Exception as sf_error:
+        try:
+            probe = subprocess.run(
+                ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "44100", "-"],
+                capture_output=True, check=True, timeout=3600,
+            )
+        except FileNotFoundError:
+            raise AudioError(f"{path}: cannot decode ({str(sf_error).splitlines()[0][:120]}); ffmpeg not installed") from None
+        except subprocess.CalledProcessError as e:
+            msg = e.stderr.decode(errors="replace").strip().splitlines()
+            raise AudioError(f"{path}: not a readable audio file ({msg[-1][:120] if msg else 'ffmpeg failed'})") from None
+        data = np.frombuffer(probe.stdout, dtype=np.float32).reshape(-1, 1)
+        return data, 44100
+
+
+def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """High-quality (soxr VHQ) resampling of a 1-D float signal."""
+    if sr_in == sr_out:
+        return wav
+    return soxr.resample(wav, sr_in, sr_out, quality="VHQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False) -> torch.Tensor:
+    """Return the file as a 1-D float32 tensor in [-1, 1], mono (channel mean), resampled to `sr`.
+
+    Raises `AudioError` with a one-line message naming the file when it is missing, unreadable, empty or silent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    data, file_sr = _decode(path)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    wav = data.mean(axis=1).astype(np.float32)
+    if not np.all(np.isfinite(wav)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if not allow_silent and float(np.abs(wav).max()) < 1e-4:
+        raise AudioError(f"{path}: audio is silent")
+    wav = resample(wav, file_sr, sr)
+    return torch.from_numpy(np.clip(wav, -1.0, 1.0))
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds without decoding the whole file (libsndfile formats), else by decoding."""
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate
+    except Exception:
+        data, sr = _decode(Path(path))
+        return data.shape[0] / sr
+
+
+def save_wav(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sr: int) -> None:
+    """Write a mono 16-bit PCM wav atomically."""
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wav, sr, subtype="PCM_16", format="WAV")
+
+
+def find_audio(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of audio files; missing inputs raise."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise AudioError(f"{p}: no such file or folder")
+    return out

@@ -1,0 +1,58 @@
+"""`tortuner` command line: one verb per stage.
+
+Each stage package owns its verbs in its own `commands.py`, exposing `register(subparsers)`; each verb's
+argparse flags map 1:1 onto that stage's config dataclass fields. Errors meant for users are `TortunerError`s:
+printed on one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from tortuner.files import TortunerError
+
+# Stage modules that register verbs, in the order `tortuner --help` lists them.
+STAGES = (
+    "tortuner.data.commands",      # tokenize, prepare
+    "tortuner.lab.commands",       # lab build, lab run
+    "tortuner.synth.commands",     # synth
+    "tortuner.recover.commands",   # recover distill|decoder|recon, eval tokenizer, baseline
+    "tortuner.finetune.commands",  # finetune, export, speak
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tortuner", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in STAGES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # stage not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except TortunerError as e:
+        print(f"tortuner: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tortuner: interrupted (finished outputs are kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure `nn.Module`s and their configurations. Nothing here reads or writes files."""

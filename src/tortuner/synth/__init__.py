@@ -1,0 +1,1 @@
+"""Synthetic [mel, tokens] pairs from the public GPT and renderer."""

@@ -1,0 +1,85 @@
+"""TorToiSe's stock classes, built small, saved under their released names and loaded back through tortuner."""
+
+import pytest
+import torch
+import transformers
+from packaging.version import Version
+
+from tortuner.checkpoints import load_tortoise_model, model_configs, save_model_config
+from tortuner.files import TortunerError
+from tortuner.finetune.gpt_data import encode_text
+from tortuner.models.tortoise import (
+    GPTConfig, build_clvp, build_diffusion, build_gpt, build_vocoder, tiny_clvp_config, tiny_diffusion_config,
+    tiny_gpt_config, tiny_vocoder_config,
+)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    cfgs = {"gpt": tiny_gpt_config(64), "clvp": tiny_clvp_config(64), "diffusion": tiny_diffusion_config(64),
+            "vocoder": tiny_vocoder_config()}
+    gpt_sd = build_gpt(cfgs["gpt"]).state_dict()
+    for i in range(cfgs["gpt"].layers):  # what the released autoregressive.pth carries from old transformers
+        gpt_sd[f"gpt.h.{i}.attn.bias"] = torch.ones(1, 1, 8, 8)
+        gpt_sd[f"gpt.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    torch.save(gpt_sd, d / "autoregressive.pth")
+    torch.save(build_clvp(cfgs["clvp"]).state_dict(), d / "clvp2.pth")
+    torch.save(build_diffusion(cfgs["diffusion"]).state_dict(), d / "diffusion_decoder.pth")
+    torch.save({"model_g": build_vocoder(cfgs["vocoder"]).state_dict()}, d / "vocoder.pth")
+    save_model_config(d, cfgs)
+    return d
+
+
+def test_all_four_models_load_strictly(models_dir):
+    for name in ("gpt", "clvp", "diffusion", "vocoder"):
+        model = load_tortoise_model(models_dir, name)
+        assert not model.training
+    assert model_configs(models_dir)["gpt"].num_codes == 64
+
+
+def test_default_config_is_tortoise_api_inference_config():
+    cfg = GPTConfig()
+    assert (cfg.layers, cfg.model_dim, cfg.heads, cfg.max_text_tokens, cfg.max_mel_tokens) == (30, 1024, 16, 402, 604)
+    assert (cfg.number_text_tokens, cfg.start_text_token, cfg.number_mel_codes) == (255, 255, 8194)
+    with torch.device("meta"):
+        n = sum(p.numel() for p in build_gpt(cfg).parameters())
+    assert 400e6 < n < 450e6  # ~421.5 M parameters, as the released autoregressive.pth
+
+
+def test_missing_corrupt_and_mismatched_files_are_named(models_dir, tmp_path):
+    with pytest.raises(TortunerError, match="not found"):
+        load_tortoise_model(tmp_path / "nowhere", "gpt")
+    (tmp_path / "models.json").write_text((models_dir / "models.json").read_text())
+    with pytest.raises(TortunerError, match=r"autoregressive\.pth: TorToiSe gpt weights not found .*HuggingFace"):
+        load_tortoise_model(tmp_path, "gpt")
+    (tmp_path / "clvp2.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(TortunerError, match=r"clvp2\.pth: cannot read"):
+        load_tortoise_model(tmp_path, "clvp")
+    sd = torch.load(models_dir / "autoregressive.pth", weights_only=True)
+    sd["gpt.h.0.attn.something_else"] = torch.zeros(1)  # only the known stale keys may be dropped
+    torch.save(sd, tmp_path / "autoregressive.pth")
+    with pytest.raises(TortunerError, match="unexpected keys"):
+        load_tortoise_model(tmp_path, "gpt")
+
+
+def test_transformers_is_pinned_below_4_56():
+    assert Version("4.43") <= Version(transformers.__version__) < Version("4.56")
+
+
+def test_kv_cache_sampling_depends_on_the_prompt(models_dir):
+    """transformers >= 4.56 silently drops the conditioning+text prompt in TorToiSe's cached sampling."""
+    torch.manual_seed(0)
+    gpt = load_tortoise_model(models_dir, "gpt")
+    with torch.no_grad():  # sharpen attention so that a random tiny GPT really depends on its prompt
+        for name, p in gpt.named_parameters():
+            if "attn.c_attn.weight" in name or "text_embedding" in name:
+                p.mul_(20)
+    gpt.post_init_gpt2_config(kv_cache=True)
+    cond = gpt.get_conditioning(torch.randn(1, 2, 80, 100))
+    outs = set()
+    for text in ("The quick brown fox jumps over the lazy dog.", "Colourless green ideas sleep furiously!", "Hi."):
+        out = gpt.inference_speech(cond, encode_text(text)[None], do_sample=False, max_generate_length=12)
+        outs.add(tuple(out[0].tolist()))
+    assert len(outs) == 3
