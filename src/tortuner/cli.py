@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name == name:  # stage not written yet
+            if e.name and (name == e.name or name.startswith(e.name + ".")):  # stage not present in this install
                 continue
             raise
         module.register(sub)
