@@ -7,6 +7,7 @@ file behind, and every torch checkpoint is read with `weights_only=True`, so a f
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -75,8 +76,12 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """Atomic `torch.save`. Serialised through a buffer so the bytes do not depend on the (temporary) file name:
+    the same tensors always give the same file."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def torch_load(path: str | os.PathLike, what: str = "checkpoint", hint: str = "") -> Any:

@@ -1,0 +1,160 @@
+"""The world's quality gates (`world_report.json` + `world_report.png`): is recovery a meaningful test here?"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from tortuner.audio.io import load_audio, resample  # noqa: E402
+from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel  # noqa: E402
+from tortuner.checkpoints import load_dvae, load_tortoise_model  # noqa: E402
+from tortuner.files import atomic_path, torch_load  # noqa: E402
+from tortuner.finetune.gpt_data import GPTExample, code_nll, collate, crop_or_pad, encode_text  # noqa: E402
+from tortuner.lab.train import clvp_batch, gpt_latents  # noqa: E402
+from tortuner.lab.world import WorldPaths, load_manifest, load_renderer  # noqa: E402
+
+
+def codebook_usage(tokens: torch.Tensor, num_codes: int) -> dict:
+    counts = torch.bincount(tokens.flatten(), minlength=num_codes).float()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    return {"perplexity": math.exp(entropy), "used_fraction": float((counts > 0).float().mean())}
+
+
+def _examples(rows: list[dict], mel: DvaeMel, cond_samples: int, rng: random.Random) -> list[GPTExample]:
+    by_speaker: dict[str, list[dict]] = {}
+    for r in rows:
+        by_speaker.setdefault(r["speaker"], []).append(r)
+    out = []
+    for r in rows:
+        others = [o for o in by_speaker[r["speaker"]] if o is not r] or [r]
+        conds = torch.stack([crop_or_pad(load_audio(rng.choice(others)["audio"], DVAE_SR), cond_samples, rng)
+                             for _ in range(2)])
+        wav = load_audio(r["audio"], DVAE_SR)
+        out.append(GPTExample(encode_text(r["text"]), torch.tensor(r["tokens"]), wav.numel(), mel(conds)))
+    return out
+
+
+@torch.no_grad()
+def world_report(paths: WorldPaths, size, seed: int) -> dict:
+    rng = random.Random(seed)
+    mel = DvaeMel()
+    teacher = load_dvae(paths.teacher)
+    k = teacher.cfg.num_tokens
+    eval_rows = load_manifest(paths.eval)
+    gpt = load_tortoise_model(paths.models, "gpt")
+    renderer = load_renderer(paths.models)
+    clvp = load_tortoise_model(paths.models, "clvp")
+
+    # Teacher: held-out reconstruction and codebook usage (eval speakers never trained anything).
+    recon_mse, recon_l1, all_tokens = [], [], []
+    for r in eval_rows:
+        m = mel(load_audio(r["audio"], DVAE_SR))[None]
+        recon, _, tokens = teacher(m)
+        recon_mse.append(F.mse_loss(recon, m).item())
+        recon_l1.append(F.l1_loss(recon, m).item())
+        all_tokens.append(tokens.flatten())
+    usage = codebook_usage(torch.cat(all_tokens), k)
+
+    # GPT: held-out per-token NLL of teacher tokens (texted eval clips).
+    texted = [r for r in eval_rows if r["text"]]
+    examples = _examples(texted, mel, size.cond_samples, rng)
+    nll, n = 0.0, 0
+    for i in range(0, len(examples), 8):
+        s, c = code_nll(gpt, collate(examples[i : i + 8], gpt.stop_mel_token))
+        nll, n = nll + s, n + c
+
+    # Renderer: held-out univnet-mel L1 from teacher-forced latents.
+    umel = UnivNetMel()
+    r_l1 = []
+    rendered = []
+    for r, ex in zip(texted, examples):
+        out = renderer(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+        target = umel(torch.from_numpy(resample(load_audio(r["audio"], DVAE_SR).numpy(), DVAE_SR, UNIVNET_SR)))[0]
+        t = min(out.shape[1], target.shape[1])
+        r_l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())
+        rendered.append((target, out))
+
+    # CLVP: held-out retrieval accuracy within batches of 8 (chance 1/8).
+    hits, total = 0, 0
+    pairs = [(encode_text(r["text"]), torch.tensor(r["tokens"])) for r in texted]
+    for i in range(0, len(pairs) - 7, 8):
+        text, speech = clvp_batch(pairs[i : i + 8])
+        tl = torch.stack([clvp(text[j : j + 1].expand(8, -1), speech) for j in range(8)])  # (text j, speech)
+        hits += int((tl.argmax(1) == torch.arange(8)).sum())
+        total += 8
+
+    # GPT samples with TorToiSe's sampling settings, rendered next to a real clip of the same speaker.
+    gpt.post_init_gpt2_config(kv_cache=True)
+    samples = []
+    for ex in examples[:2]:
+        conds = gpt.get_conditioning(ex.cond_mels[None])
+        codes = gpt.inference_speech(conds, ex.text[None], do_sample=True, top_p=0.8, temperature=0.8,
+                                     repetition_penalty=2.0, max_generate_length=250)[0]
+        stop = (codes == gpt.stop_mel_token).nonzero()
+        codes = codes[: int(stop[0]) if len(stop) else len(codes)]
+        codes = codes[codes < k]
+        samples.append((codes, renderer(gpt_latents(gpt, GPTExample(ex.text, codes, codes.numel() * 1024, ex.cond_mels))[None],
+                                         ex.cond_mels[None])[0]))
+
+    report = {
+        "num_codes": k,
+        "teacher_recon_mse": sum(recon_mse) / len(recon_mse),
+        "teacher_recon_l1": sum(recon_l1) / len(recon_l1),
+        "teacher_perplexity": usage["perplexity"],
+        "teacher_used_fraction": usage["used_fraction"],
+        "gpt_nll": nll / max(n, 1),
+        "gpt_nll_uniform": math.log(k),
+        "gpt_nll_ratio_to_uniform": nll / max(n, 1) / math.log(k),
+        "renderer_l1": sum(r_l1) / max(len(r_l1), 1),
+        "clvp_retrieval_top1": hits / total if total else None,
+        "clvp_chance": 1 / 8,
+        "gpt_sample_lengths": [int(c.numel()) for c, _ in samples],
+        "eval_clips": len(eval_rows),
+        "eval_texted_clips": len(texted),
+    }
+    report["gates"] = {
+        "teacher_uses_codebook": report["teacher_used_fraction"] >= 0.5,
+        "gpt_far_below_uniform": report["gpt_nll_ratio_to_uniform"] < 0.6,
+        "clvp_above_chance": (report["clvp_retrieval_top1"] or 0) > 2 * report["clvp_chance"],
+    }
+    _plot(paths, report, rendered[:2], samples, torch.cat(all_tokens), k)
+    return report
+
+
+def _plot(paths: WorldPaths, report: dict, rendered, samples, tokens, k) -> None:
+    hist = {}
+    for name in ("teacher", "gpt", "renderer", "clvp"):
+        f = paths.work / f"history_{name}.pt"
+        if f.is_file():
+            hist[name] = torch_load(f)[name]
+    fig, axes = plt.subplots(3, 3, figsize=(15, 10))
+    for ax, (name, h) in zip(axes[0], list(hist.items())[:3]):
+        ax.plot(h.numpy())
+        ax.set_title(f"{name} training loss")
+        ax.set_yscale("log")
+    for i, (real, out) in enumerate(rendered[:1]):
+        axes[1, 0].imshow(real.numpy(), origin="lower", aspect="auto")
+        axes[1, 0].set_title("held-out real (univnet mel)")
+        axes[1, 1].imshow(out.numpy(), origin="lower", aspect="auto")
+        axes[1, 1].set_title("renderer from teacher tokens")
+    counts = torch.bincount(tokens, minlength=k).sort(descending=True).values
+    axes[1, 2].bar(range(k), counts.numpy(), width=1.0)
+    axes[1, 2].set_title(f"teacher code usage (perplexity {report['teacher_perplexity']:.0f} of {k})")
+    for ax, (codes, out) in zip(axes[2], samples):
+        ax.imshow(out.numpy(), origin="lower", aspect="auto")
+        ax.set_title(f"GPT sample ({codes.numel()} codes) rendered")
+    axes[2, 2].axis("off")
+    axes[2, 2].text(0, 0.5, "\n".join(f"{k_}: {v:.3f}" if isinstance(v, float) else f"{k_}: {v}"
+                                      for k_, v in report.items() if not isinstance(v, (dict, list))), fontsize=9)
+    fig.tight_layout()
+    with atomic_path(paths.root / "world_report.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

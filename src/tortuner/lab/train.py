@@ -1,0 +1,188 @@
+"""Training the lab's models: the hidden teacher dVAE, and the public GPT, renderer and CLVP built on its tokens.
+
+Plain loops you can read top to bottom; each returns its loss history so the world report can plot it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
+from tortuner.finetune.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
+from tortuner.models.dvae import DiscreteVAE
+from tortuner.models.renderer import Renderer, output_frames
+
+
+@dataclass
+class Clip:
+    """One utterance held in memory while the world is built."""
+
+    wav: torch.Tensor              # 22.05 kHz
+    mel: torch.Tensor              # (80, T) dVAE mel
+    text: str
+    speaker: str
+    tokens: torch.Tensor | None = None     # teacher tokens of the clip + 1024 zero samples (DL-Art-School style)
+    univnet: torch.Tensor | None = None    # (100, frames) 24 kHz mel, the renderer's target
+
+
+def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
+                  writer: SummaryWriter, seed: int, lr: float = 2e-3) -> list[float]:
+    """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook, dead codes restarted early on."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    history = []
+    for step in tqdm(range(steps), desc="teacher dVAE", leave=False):
+        mels = []
+        for clip in rng.choices(clips, k=batch):
+            m = clip.mel
+            start = rng.randint(0, max(0, m.shape[1] - crop_frames))
+            m = m[:, start : start + crop_frames]
+            mels.append(F.pad(m, (0, crop_frames - m.shape[1]), value=float(m.min())))
+        mel = torch.stack(mels)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        recon, commit, _ = model(mel)
+        rec = F.mse_loss(recon, mel)
+        loss = rec + 0.25 * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step < steps * 0.6 and step % 25 == 0:
+            with torch.no_grad():
+                model.codebook.restart_dead_codes(model.encode(mel).reshape(-1, model.cfg.codebook_dim), threshold=0.03)
+        history.append(rec.item())
+        if step % 25 == 0:
+            writer.add_scalar("teacher/recon_mse", rec.item(), step)
+    model.eval()
+    return history
+
+
+def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples: int, rng: random.Random) -> GPTExample:
+    """Text, teacher codes and two conditioning clips of the same speaker (others when there are)."""
+    others = [c for c in same_speaker if c is not clip] or [clip]
+    conds = torch.stack([crop_or_pad(rng.choice(others).wav, cond_samples, rng) for _ in range(2)])
+    return GPTExample(encode_text(clip.text), clip.tokens, clip.wav.numel(), mel(conds))
+
+
+def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
+              writer: SummaryWriter, seed: int, lr: float = 1e-3) -> list[float]:
+    """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay."""
+    rng = random.Random(seed)
+    mel = DvaeMel()
+    by_speaker: dict[str, list[Clip]] = {}
+    for c in clips:
+        by_speaker.setdefault(c.speaker, []).append(c)
+    decay = [p for n, p in gpt.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in gpt.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.96))
+    gpt.train()
+    history = []
+    for step in tqdm(range(steps), desc="public GPT", leave=False):
+        picked = rng.choices(clips, k=batch)
+        b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng) for c in picked], gpt.stop_mel_token)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        loss_text, loss_mel = gpt_losses(gpt, b)
+        loss = total_loss(loss_text, loss_mel)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gpt.parameters(), 4.0)
+        opt.step()
+        history.append(loss_mel.item())
+        if step % 25 == 0:
+            writer.add_scalar("gpt/mel_ce", loss_mel.item(), step)
+            writer.add_scalar("gpt/text_ce", loss_text.item(), step)
+    gpt.eval()
+    return history
+
+
+@torch.no_grad()
+def gpt_latents(gpt: torch.nn.Module, ex: GPTExample) -> torch.Tensor:
+    """(N, model_dim) latents of a clip's codes, teacher-forced, as TorToiSe feeds its diffusion decoder."""
+    b = collate([ex], gpt.stop_mel_token)
+    conds = gpt.get_conditioning(b["cond_mels"])
+    return gpt(conds, b["text"], b["text_lengths"], b["codes"], b["wav_lengths"], return_latent=True)[0]
+
+
+def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], model: Renderer, steps: int,
+                   batch: int, crop_codes: int, writer: SummaryWriter, seed: int, lr: float = 2e-3) -> list[float]:
+    """L1 between rendered and real univnet mels on random crops. items: (latents (N,D), cond_mels, target)."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    history = []
+    for step in tqdm(range(steps), desc="renderer", leave=False):
+        lats, conds, targets = [], [], []
+        for lat, cond, target in rng.choices(items, k=batch):
+            n = min(crop_codes, lat.shape[0])
+            s = rng.randint(0, lat.shape[0] - n)
+            lat = F.pad(lat[s : s + n], (0, 0, 0, crop_codes - n))
+            f0 = output_frames(s)
+            tgt = target[:, f0 : f0 + output_frames(crop_codes)]
+            tgt = F.pad(tgt, (0, output_frames(crop_codes) - tgt.shape[1]), value=math.log(1e-5))
+            lats.append(lat), conds.append(cond), targets.append(tgt)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        loss = F.l1_loss(model(torch.stack(lats), torch.stack(conds)), torch.stack(targets))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+        if step % 25 == 0:
+            writer.add_scalar("renderer/l1", loss.item(), step)
+    model.eval()
+    return history
+
+
+def clvp_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    lt = max(t.numel() for t, _ in pairs)
+    ls = max(s.numel() for _, s in pairs)
+    text = torch.zeros(len(pairs), lt, dtype=torch.long)
+    speech = torch.zeros(len(pairs), ls, dtype=torch.long)
+    for i, (t, s) in enumerate(pairs):
+        text[i, : t.numel()] = t
+        speech[i, : s.numel()] = s
+    return text, speech
+
+
+def train_clvp(pairs: list[tuple[torch.Tensor, torch.Tensor]], clvp: torch.nn.Module, steps: int, batch: int,
+               writer: SummaryWriter, seed: int, lr: float = 1e-3) -> list[float]:
+    """Contrastive (text, teacher tokens) training of the stock CLVP."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(clvp.parameters(), lr=lr, weight_decay=0.01)
+    clvp.train()
+    history = []
+    for step in tqdm(range(steps), desc="CLVP", leave=False):
+        text, speech = clvp_batch(rng.sample(pairs, k=min(batch, len(pairs))))
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        loss = clvp(text, speech, return_loss=True)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+        if step % 25 == 0:
+            writer.add_scalar("clvp/loss", loss.item(), step)
+    clvp.eval()
+    return history
+
+
+def tokens_with_tail(dvae: DiscreteVAE, mel_fn: DvaeMel, wav: torch.Tensor) -> torch.Tensor:
+    """Teacher tokens of a clip with one token of silence appended (DL-Art-School tokenized padded audio)."""
+    with torch.no_grad():
+        return dvae.tokenize(mel_fn(F.pad(wav, (0, SAMPLES_PER_TOKEN)))[None])[0]

@@ -1,0 +1,81 @@
+"""`tortuner lab build` on the `test` size: layout, public/hidden separation, gates, determinism, resume."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tortuner.checkpoints import load_dvae, load_tortoise_model
+from tortuner.cli import main
+from tortuner.lab.build import BuildConfig, build_world
+from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> WorldPaths:
+    out = tmp_path_factory.mktemp("world") / "w"
+    assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3"]) == 0
+    return WorldPaths(out)
+
+
+def test_layout_and_gates(world):
+    for path in (world.models / "autoregressive.pth", world.models / "clvp2.pth", world.models / "renderer.pth",
+                 world.models / "models.json", world.public_speech / "manifest.jsonl", world.teacher,
+                 world.eval / "manifest.jsonl", world.newvoice / "train.txt", world.newvoice / "val.txt",
+                 world.report, world.root / "world_report.png"):
+        assert path.is_file(), path
+    report = json.loads(world.report.read_text())
+    assert 0 < report["gpt_nll"] < report["gpt_nll_uniform"]
+    assert report["teacher_perplexity"] > 1 and 0 < report["teacher_used_fraction"] <= 1
+    assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "clvp_above_chance"}
+    state = json.loads(world.state.read_text())
+    assert all(state["stages"][s]["done"] for s in ("speech", "teacher", "gpt", "renderer", "clvp", "report"))
+
+
+def test_public_half_is_self_sufficient_and_holds_nothing_hidden(world):
+    gpt = load_tortoise_model(world.models, "gpt")
+    clvp = load_tortoise_model(world.models, "clvp")
+    renderer = load_renderer(world.models)
+    teacher = load_dvae(world.teacher)
+    assert gpt.number_mel_codes == teacher.cfg.num_tokens + 2
+    assert renderer.cfg.latent_dim == gpt.model_dim and clvp is not None
+    public_rows = load_manifest(world.public_speech)
+    assert public_rows and all("tokens" not in r and Path(r["audio"]).is_file() for r in public_rows)
+    assert all(r["text"] for r in public_rows)
+    hidden_hashes = {_sha(p) for p in world.hidden.rglob("*") if p.is_file()}
+    for p in world.public.rglob("*"):
+        if p.is_file():
+            assert _sha(p) not in hidden_hashes, p
+            if p.suffix in (".json", ".jsonl", ".txt"):
+                assert "hidden" not in p.read_text() and "teacher" not in p.read_text(), p
+    eval_rows = load_manifest(world.eval)
+    assert all("tokens" in r for r in eval_rows)
+    speakers = lambda rows: {r["speaker"] for r in rows}  # noqa: E731
+    teacher_rows = load_manifest(world.teacher_speech)
+    assert not speakers(eval_rows) & (speakers(public_rows) | speakers(teacher_rows))
+    assert not speakers(public_rows) & speakers(teacher_rows)
+    assert any(s.startswith("human:") for s in speakers(eval_rows))
+
+
+def test_same_seed_same_world_and_resume_skips_finished_stages(world, tmp_path):
+    again = WorldPaths(tmp_path / "again")
+    build_world(BuildConfig(out=str(again.root), size="test", seed=3, until="teacher"))
+    assert _sha(again.teacher) == _sha(world.teacher)
+    assert (again.eval / "manifest.jsonl").read_text() == (world.eval / "manifest.jsonl").read_text()
+    assert not (again.models / "autoregressive.pth").exists()
+    mtime = again.teacher.stat().st_mtime_ns
+    build_world(BuildConfig(out=str(again.root), size="test", seed=3, until="gpt"))  # continues, does not redo
+    assert again.teacher.stat().st_mtime_ns == mtime
+    assert torch.equal(torch.load(again.models / "autoregressive.pth", weights_only=True)["mel_head.weight"],
+                       torch.load(world.models / "autoregressive.pth", weights_only=True)["mel_head.weight"])
+
+
+def test_other_settings_on_an_existing_world_are_refused(world, capsys):
+    assert main(["lab", "build", "--size", "test", "--out", str(world.root), "--seed", "4"]) == 2
+    assert "seed=3" in capsys.readouterr().err
