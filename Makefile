@@ -8,7 +8,7 @@ WORLD ?= worlds/small
 RUN ?= runs/small
 SIZE ?= small
 
-.PHONY: install demo test bench clean-demo lab-build lab-run
+.PHONY: install demo test bench clean-demo lab-build lab-run lab-finetune
 
 install: $(VENV)/.installed
 
@@ -23,14 +23,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -c "import torch, torchaudio, transformers, tortoise; assert torch.__version__.startswith('2.9.1'), torch.__version__"
 	touch $@
 
-demo: install lab-build lab-run
-	@echo "Report: $(RUN)/report.md"
+demo: install lab-build lab-run lab-finetune
+	@echo "World gates: $(WORLD)/world_report.json; recovery + fine-tune report: $(RUN)/report.md"
 
 lab-build: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tortuner lab build --size $(SIZE) --out $(WORLD)
 
 lab-run: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tortuner lab run --world $(WORLD) --out $(RUN)
+
+lab-finetune: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tortuner lab finetune --world $(WORLD) --run $(RUN)
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests

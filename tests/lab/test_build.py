@@ -17,10 +17,19 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, 2 threads per process are many times slower, not faster."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> WorldPaths:
+def world(tmp_path_factory, one_thread) -> WorldPaths:
     out = tmp_path_factory.mktemp("world") / "w"
-    assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3"]) == 0
+    assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3", "--threads", "1"]) == 0
     return WorldPaths(out)
 
 
@@ -33,7 +42,9 @@ def test_layout_and_gates(world):
     report = json.loads(world.report.read_text())
     assert 0 < report["gpt_nll"] < report["gpt_nll_uniform"]
     assert report["teacher_perplexity"] > 1 and 0 < report["teacher_used_fraction"] <= 1
-    assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "clvp_above_chance"}
+    assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "clvp_above_chance",
+                                    "renderer_keeps_tokens"}
+    assert 0 <= report["renderer_roundtrip_agreement"] <= 1
     state = json.loads(world.state.read_text())
     assert all(state["stages"][s]["done"] for s in ("speech", "teacher", "gpt", "renderer", "clvp", "report"))
 
@@ -79,3 +90,11 @@ def test_same_seed_same_world_and_resume_skips_finished_stages(world, tmp_path):
 def test_other_settings_on_an_existing_world_are_refused(world, capsys):
     assert main(["lab", "build", "--size", "test", "--out", str(world.root), "--seed", "4"]) == 2
     assert "seed=3" in capsys.readouterr().err
+
+
+def test_a_world_started_with_other_size_settings_is_refused(world, tmp_path, capsys):
+    state = json.loads(world.state.read_text())
+    state["config"]["gpt_steps"] += 1  # as if an older tortuner had started this world
+    (tmp_path / "world.json").write_text(json.dumps(state))
+    assert main(["lab", "build", "--size", "test", "--out", str(tmp_path), "--seed", "3"]) == 2
+    assert "other 'test' settings" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import librosa
 import torch
 import torchaudio
 
@@ -13,8 +12,10 @@ _CACHE: dict[str, torch.Tensor] = {}
 
 def _inverse_basis() -> torch.Tensor:
     if "pinv" not in _CACHE:
-        fb = librosa.filters.mel(sr=UNIVNET_SR, n_fft=1024, n_mels=UNIVNET_N_MELS, fmin=0, fmax=12000)
-        _CACHE["pinv"] = torch.from_numpy(fb).float().pinverse()  # (513, 100)
+        # the librosa slaney mel basis TorToiSe's TacotronSTFT uses (fmin 0, fmax 12 kHz), without importing librosa
+        fb = torchaudio.functional.melscale_fbanks(513, 0.0, 12000.0, UNIVNET_N_MELS, UNIVNET_SR, norm="slaney",
+                                                   mel_scale="slaney").T
+        _CACHE["pinv"] = fb.pinverse()  # (513, 100)
     return _CACHE["pinv"]
 
 
@@ -27,5 +28,5 @@ def univnet_mel_to_wav(mel: torch.Tensor, n_iter: int = 32) -> torch.Tensor:
     gl = torchaudio.transforms.GriffinLim(n_fft=1024, hop_length=256, win_length=1024, power=1.0, n_iter=n_iter,
                                           momentum=0.99, rand_init=False).to(mel.device)
     wav = gl(mag)
-    wav = wav / wav.abs().amax(-1, keepdim=True).clamp(min=1e-4) * 0.5
+    wav = wav / wav.abs().amax(-1, keepdim=True).clamp(min=1.0)  # keep the mel's level; only avoid clipping
     return wav[0] if squeeze else wav

@@ -6,24 +6,22 @@ writes its outputs atomically, then marks itself done). Everything is seeded, so
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.checkpoints import load_dvae, load_tortoise_model, save_dvae, save_model_config
-from tortuner.files import read_json, torch_save, write_json, write_jsonl
-from tortuner.finetune.gpt_data import code_nll, collate, encode_text
+from tortuner.files import TortunerError, read_json, torch_save, write_json, write_jsonl
+from tortuner.finetune.gpt_data import encode_text
 from tortuner.lab import train
 from tortuner.lab.speech import SpeechPlan, build_speech
-from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.renderer import Renderer, RendererConfig
 from tortuner.models.tortoise import CLVPConfig, GPTConfig, build_clvp, build_gpt
@@ -51,6 +49,7 @@ class LabSize:
     clvp_steps: int
     batch: int = 16
     gpt_batch: int = 8
+    gpt_lr: float = 1e-3
     cond_samples: int = 44000
 
 
@@ -60,14 +59,14 @@ SIZES: dict[str, LabSize] = {
                     dvae_blocks=1, dvae_steps=60, gpt_layers=1, gpt_dim=64, gpt_heads=2, gpt_steps=30,
                     renderer_channels=32, renderer_blocks=1, renderer_steps=30, clvp_dim=32, clvp_depth=1,
                     clvp_steps=20, batch=8, gpt_batch=4),
-    "tiny": LabSize(SpeechPlan(8, 6, 4, 12, 6, 30, 3, 3, max_words=16), num_codes=128, codebook_dim=32,
-                    dvae_hidden=64, dvae_blocks=1, dvae_steps=500, gpt_layers=2, gpt_dim=128, gpt_heads=4,
-                    gpt_steps=500, renderer_channels=96, renderer_blocks=3, renderer_steps=300, clvp_dim=64,
-                    clvp_depth=1, clvp_steps=200),
-    "small": LabSize(SpeechPlan(20, 14, 6, 24, 8, 60, 8, 6, max_words=24), num_codes=512, codebook_dim=64,
-                     dvae_hidden=128, dvae_blocks=2, dvae_steps=1500, gpt_layers=4, gpt_dim=256, gpt_heads=4,
-                     gpt_steps=1500, renderer_channels=160, renderer_blocks=4, renderer_steps=800, clvp_dim=128,
-                     clvp_depth=2, clvp_steps=500),
+    "tiny": LabSize(SpeechPlan(16, 16, 5, 16, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
+                    dvae_hidden=64, dvae_blocks=1, dvae_steps=500, gpt_layers=3, gpt_dim=128, gpt_heads=4,
+                    gpt_steps=1000, renderer_channels=96, renderer_blocks=3, renderer_steps=300, clvp_dim=64,
+                    clvp_depth=1, clvp_steps=200, gpt_lr=2e-3),
+    "small": LabSize(SpeechPlan(24, 24, 8, 24, 8, 60, 8, 6, max_words=18), num_codes=256, codebook_dim=48,
+                     dvae_hidden=96, dvae_blocks=2, dvae_steps=1000, gpt_layers=3, gpt_dim=192, gpt_heads=4,
+                     gpt_steps=1500, renderer_channels=128, renderer_blocks=4, renderer_steps=600, clvp_dim=96,
+                     clvp_depth=1, clvp_steps=300),
     "base": LabSize(SpeechPlan(120, 80, 20, 40, 10, 120, 14, 8, max_words=30), num_codes=2048, codebook_dim=128,
                     dvae_hidden=256, dvae_blocks=3, dvae_steps=20000, gpt_layers=8, gpt_dim=512, gpt_heads=8,
                     gpt_steps=20000, renderer_channels=256, renderer_blocks=6, renderer_steps=8000, clvp_dim=256,
@@ -112,19 +111,20 @@ def _attach_tokens(folder: Path, dvae: DiscreteVAE, mel: DvaeMel) -> None:
 class WorldBuilder:
     def __init__(self, cfg: BuildConfig):
         if cfg.size not in SIZES:
-            raise ValueError(f"unknown size {cfg.size!r}; one of {sorted(SIZES)}")
+            raise TortunerError(f"unknown size {cfg.size!r}; one of {sorted(SIZES)}")
         if cfg.until and cfg.until not in STAGES:
-            raise ValueError(f"unknown stage {cfg.until!r}; one of {STAGES}")
+            raise TortunerError(f"unknown stage {cfg.until!r}; one of {STAGES}")
         self.cfg = cfg
         self.size = SIZES[cfg.size]
         self.paths = WorldPaths(Path(cfg.out))
         self.mel = DvaeMel()
         self.state = read_json(self.paths.state) if self.paths.state.is_file() else {}
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
-            from tortuner.files import TortunerError
-
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
                                 f"seed={self.state.get('seed')}; use another --out or the same settings")
+        if self.state.get("config", asdict(self.size)) != asdict(self.size):
+            raise TortunerError(f"{self.paths.state}: world was started with other '{cfg.size}' settings (an older "
+                                "tortuner?); use another --out")
         self.state.setdefault("stages", {})
         self.state.update(size=cfg.size, seed=cfg.seed, num_codes=self.size.num_codes,
                           config=asdict(self.size))
@@ -184,7 +184,7 @@ class WorldBuilder:
         cfgs = _configs(self.size)
         gpt = build_gpt(cfgs["gpt"])
         hist = train.train_gpt(self._training_clips(), gpt, self.size.gpt_steps, self.size.gpt_batch,
-                               self.size.cond_samples, writer, seed)
+                               self.size.cond_samples, writer, seed, lr=self.size.gpt_lr)
         self.paths.models.mkdir(parents=True, exist_ok=True)
         save_model_config(self.paths.models, cfgs)
         torch_save(gpt.state_dict(), self.paths.models / "autoregressive.pth")

@@ -23,9 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab_sub.required = True
     p = lab_sub.add_parser("build", help="build a world: hidden teacher dVAE + public GPT, renderer, CLVP",
                            description="Build a hidden-teacher world (see docs/lab.md). Resumable: rerun to continue.")
-    p.add_argument("--size", choices=sorted(SIZES), default=BuildConfig.size)
-    p.add_argument("--out", default=BuildConfig.out)
-    p.add_argument("--seed", type=int, default=BuildConfig.seed)
+    p.add_argument("--size", choices=sorted(SIZES), default=BuildConfig.size,
+                   help="test (machinery only), tiny (minutes), small (make demo), base (GPU)")
+    p.add_argument("--out", default=BuildConfig.out, help="world folder (created; rerun to resume)")
+    p.add_argument("--seed", type=int, default=BuildConfig.seed, help="same seed, same world")
     p.add_argument("--threads", type=int, default=BuildConfig.threads, help="torch threads (0 = default)")
     p.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
     p.set_defaults(func=_build)

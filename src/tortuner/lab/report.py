@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from tortuner.audio.griffinlim import univnet_mel_to_wav  # noqa: E402
 from tortuner.audio.io import load_audio, resample  # noqa: E402
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel  # noqa: E402
 from tortuner.checkpoints import load_dvae, load_tortoise_model  # noqa: E402
@@ -73,14 +74,21 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
 
     # Renderer: held-out univnet-mel L1 from teacher-forced latents.
     umel = UnivNetMel()
-    r_l1 = []
-    rendered = []
-    for r, ex in zip(texted, examples):
+    # Round trip: rendered mel -> Griffin-Lim -> 22.05 kHz -> teacher tokens, compared with the real clip's tokens:
+    # how much of the token sequence survives the public synthesis path (what recovery learns from).
+    r_l1, rendered, agree, agree_n = [], [], 0, 0
+    for j, (r, ex) in enumerate(zip(texted, examples)):
         out = renderer(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
         target = umel(torch.from_numpy(resample(load_audio(r["audio"], DVAE_SR).numpy(), DVAE_SR, UNIVNET_SR)))[0]
         t = min(out.shape[1], target.shape[1])
         r_l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())
         rendered.append((target, out))
+        if j < 16:
+            wav = torch.from_numpy(resample(univnet_mel_to_wav(out).numpy(), UNIVNET_SR, DVAE_SR))
+            back = teacher.tokenize(mel(wav)[None])[0]
+            real = torch.tensor(r["tokens"])
+            m = min(back.numel(), real.numel())
+            agree, agree_n = agree + int((back[:m] == real[:m]).sum()), agree_n + m
 
     # CLVP: held-out retrieval accuracy within batches of 8 (chance 1/8).
     hits, total = 0, 0
@@ -114,9 +122,11 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         "gpt_nll_uniform": math.log(k),
         "gpt_nll_ratio_to_uniform": nll / max(n, 1) / math.log(k),
         "renderer_l1": sum(r_l1) / max(len(r_l1), 1),
+        "renderer_roundtrip_agreement": agree / max(agree_n, 1),
         "clvp_retrieval_top1": hits / total if total else None,
         "clvp_chance": 1 / 8,
         "gpt_sample_lengths": [int(c.numel()) for c, _ in samples],
+        "gpt_sample_real_lengths": [len(r["tokens"]) for r in texted[: len(samples)]],
         "eval_clips": len(eval_rows),
         "eval_texted_clips": len(texted),
     }
@@ -124,6 +134,7 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         "teacher_uses_codebook": report["teacher_used_fraction"] >= 0.5,
         "gpt_far_below_uniform": report["gpt_nll_ratio_to_uniform"] < 0.6,
         "clvp_above_chance": (report["clvp_retrieval_top1"] or 0) > 2 * report["clvp_chance"],
+        "renderer_keeps_tokens": report["renderer_roundtrip_agreement"] > 10 / k,
     }
     _plot(paths, report, rendered[:2], samples, torch.cat(all_tokens), k)
     return report

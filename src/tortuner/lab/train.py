@@ -40,11 +40,19 @@ def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
 
 def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
                   writer: SummaryWriter, seed: int, lr: float = 2e-3) -> list[float]:
-    """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook, dead codes restarted early on."""
+    """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook; plus two usual fixes for usage.
+
+    The EMA codebook starts from random vectors far from the encoder's outputs, so after a short warm-up it is
+    re-seeded from encoder outputs (k-means style), and codes that fall out of use are moved onto recent encoder
+    outputs until the last fifth of training, so that a small codebook ends up well used.
+    """
     rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     history = []
+    book = model.codebook
+    warmup = max(1, steps // 20)
     for step in tqdm(range(steps), desc="teacher dVAE", leave=False):
         mels = []
         for clip in rng.choices(clips, k=batch):
@@ -61,9 +69,19 @@ def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step < steps * 0.6 and step % 25 == 0:
+        if step == warmup or (warmup < step < steps * 0.8 and step % 10 == 0):
             with torch.no_grad():
-                model.codebook.restart_dead_codes(model.encode(mel).reshape(-1, model.cfg.codebook_dim), threshold=0.03)
+                flat = model.encode(mel).reshape(-1, model.cfg.codebook_dim)
+                if step == warmup:  # re-seed every code from encoder outputs
+                    book.cluster_size.zero_()
+                # "dead" = used less than a tenth as often as the average code
+                threshold = max(1e-3, 0.1 * float(book.cluster_size.mean()))
+                dead = book.cluster_size < threshold
+                picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), generator=gen)]
+                book.embed[:, dead] = picks.t()
+                book.embed_avg[:, dead] = picks.t()
+                book.cluster_size[dead] = max(1.0, float(book.cluster_size.mean()) * 0.5)
+                writer.add_scalar("teacher/restarted", int(dead.sum()), step)
         history.append(rec.item())
         if step % 25 == 0:
             writer.add_scalar("teacher/recon_mse", rec.item(), step)

@@ -1,0 +1,108 @@
+"""Read audio files block by block, so hour-long recordings never sit in memory whole.
+
+libsndfile formats (wav, flac, ogg, mp3 with libsndfile >= 1.1, ...) are read directly; anything else (m4a, aac,
+wma, ...) is piped through ffmpeg at its native rate. Blocks are mono float32 at the file's own rate.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from tortuner.audio.io import AudioError
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sr: int
+    seconds: float
+    use_ffmpeg: bool
+
+
+def probe(path: Path) -> AudioInfo:
+    """Sample rate and duration, or an `AudioError` naming the file if it is missing, empty or not audio."""
+    if not path.is_file():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0:
+            return AudioInfo(path, int(info.samplerate), info.frames / info.samplerate, False)
+    except Exception:
+        pass
+    try:
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                              "stream=sample_rate:format=duration", "-of", "json", str(path)],
+                             capture_output=True, check=True, timeout=120)
+        meta = json.loads(out.stdout or b"{}")
+        sr = int(meta["streams"][0]["sample_rate"])
+        seconds = float(meta.get("format", {}).get("duration", "nan"))
+    except FileNotFoundError:
+        raise AudioError(f"{path}: not readable by libsndfile and ffmpeg is not installed") from None
+    except (subprocess.CalledProcessError, KeyError, IndexError, ValueError, json.JSONDecodeError):
+        raise AudioError(f"{path}: not a readable audio file") from None
+    if sr <= 0:
+        raise AudioError(f"{path}: not a readable audio file (no sample rate)")
+    return AudioInfo(path, sr, seconds, True)
+
+
+def read_blocks(info: AudioInfo, block_seconds: float) -> Iterator[np.ndarray]:
+    """Yield consecutive mono float32 blocks of about `block_seconds` at `info.sr`."""
+    frames = max(1, int(block_seconds * info.sr))
+    got = 0
+    if not info.use_ffmpeg:
+        try:
+            with sf.SoundFile(str(info.path)) as f:
+                while True:
+                    block = f.read(frames, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    got += block.shape[0]
+                    yield _clean(block.mean(axis=1), info.path)
+        except sf.LibsndfileError as e:
+            raise AudioError(f"{info.path}: corrupt audio after {got / info.sr:.1f} s ({str(e)[:100]})") from None
+    else:
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(info.path), "-f", "f32le", "-ac", "1",
+               "-ar", str(info.sr), "-"]
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            while True:
+                raw = proc.stdout.read(frames * 4)
+                if not raw:
+                    break
+                raw = raw[: len(raw) // 4 * 4]
+                got += len(raw) // 4
+                yield _clean(np.frombuffer(raw, dtype=np.float32).copy(), info.path)
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            if proc.wait() != 0 and got == 0:
+                raise AudioError(f"{info.path}: not a readable audio file ({err[-1][:120] if err else 'ffmpeg failed'})")
+    if got == 0:
+        raise AudioError(f"{info.path}: contains no audio samples")
+
+
+def _clean(block: np.ndarray, path: Path) -> np.ndarray:
+    if not np.all(np.isfinite(block)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return np.clip(block, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+class StreamResampler:
+    """Block-wise resampling with no seams between blocks (soxr's streaming mode)."""
+
+    def __init__(self, sr_in: int, sr_out: int) -> None:
+        self.identity = sr_in == sr_out
+        self.rs = None if self.identity else soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.identity:
+            return block
+        return self.rs.resample_chunk(block, last=last)

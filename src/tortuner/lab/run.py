@@ -1,0 +1,266 @@
+"""`tortuner lab run`: recover a world's tokenizer from its public half, then score it against the hidden teacher.
+
+Stages (each resumable, recorded in RUN/state.json): synth -> distill -> decoder -> recon (the proposal) ->
+improved (recon + GPT-guided pseudo-labels) -> select (public GPT NLL picks RUN/dvae.pth, no hidden data) ->
+baseline. Only `WORLD/public/` is read by these; `score` then uses `WORLD/hidden/` when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs, save_dvae
+from tortuner.files import TortunerError, read_json, write_json, write_text
+from tortuner.finetune.gpt_data import COND_SAMPLES
+from tortuner.lab.world import WorldPaths
+from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
+from tortuner.recover.data import load_real
+from tortuner.recover.decoder import DecoderConfig, run_decoder
+from tortuner.recover.distill import DistillConfig, run_distill
+from tortuner.recover.evaluate import evaluate, gpt_nll, _conds
+from tortuner.recover.recon import ReconConfig, run_recon
+from tortuner.synth.synth import SynthConfig, run_synth
+
+
+@dataclass
+class Preset:
+    num_pairs: int
+    samples_per_text: int
+    max_tokens: int
+    codebook_dim: int
+    hidden_dim: int
+    blocks: int
+    distill_steps: int
+    finetune_steps: int
+    decoder_steps: int
+    recon_steps: int
+    baseline_steps: int
+    batch: int = 16
+    curve_every: int = 100
+
+
+PRESETS = {
+    "test": Preset(8, 4, 60, 16, 32, 1, 30, 10, 20, 20, 20, batch=4, curve_every=10),
+    "tiny": Preset(96, 8, 160, 32, 96, 1, 400, 100, 200, 300, 200, curve_every=50),
+    "small": Preset(1600, 8, 300, 64, 128, 2, 2500, 500, 1000, 1200, 1000, curve_every=250),
+    "base": Preset(20000, 8, 400, 128, 256, 3, 20000, 4000, 6000, 8000, 6000, batch=32, curve_every=1000),
+}
+STAGES = ("synth", "distill", "decoder", "recon", "improved", "select", "baseline")
+
+
+@dataclass
+class RunConfig:
+    world: str = "worlds/small"
+    out: str = "runs/small"
+    preset: str = "auto"          # auto = the world's size
+    ablation: bool = False
+    score_only: bool = False
+    num_pairs: int = 0            # 0 = preset
+    pseudo_weight: float = 3.0    # the improved stage's pseudo-label weight
+    seed: int = 0
+    threads: int = 2
+
+
+class LabRun:
+    def __init__(self, cfg: RunConfig):
+        self.cfg, self.world, self.out = cfg, WorldPaths(cfg.world), Path(cfg.out)
+        if not self.world.models.is_dir():
+            raise TortunerError(f"{cfg.world}: not a lab world (no public/models); build one with `tortuner lab build`")
+        size = read_json(self.world.state).get("size", "small") if self.world.state.is_file() else "small"
+        name = size if cfg.preset == "auto" else cfg.preset
+        if name not in PRESETS:
+            raise TortunerError(f"--preset {name!r}: choose from {', '.join(PRESETS)}")
+        self.preset = PRESETS[name]
+        if cfg.num_pairs:
+            self.preset = replace(self.preset, num_pairs=cfg.num_pairs)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "state.json"
+        self.state = read_json(self.state_path) if self.state_path.is_file() else {"stages": {}}
+
+    def p(self, name: str) -> str:
+        return str(self.out / name)
+
+    # -------------------------------------------------------------------------------------------- public half
+    def run(self) -> dict:
+        torch.set_num_threads(self.cfg.threads)
+        for stage in STAGES:
+            if self.state["stages"].get(stage, {}).get("done"):
+                continue
+            t0 = time.time()
+            result = getattr(self, f"_{stage}")()
+            self.state["stages"][stage] = {"done": True, "seconds": round(time.time() - t0, 1), **(result or {})}
+            write_json(self.state_path, self.state)
+        return self.state
+
+    def _synth(self):
+        pr, w = self.preset, self.world
+        return run_synth(SynthConfig(models=str(w.models), speech=str(w.public_speech), out=self.p("synth"),
+                                     num_pairs=pr.num_pairs, samples_per_text=pr.samples_per_text,
+                                     max_tokens=pr.max_tokens, seed=self.cfg.seed, renderer="lab"))
+
+    def distill_config(self, **kw) -> DistillConfig:
+        pr = self.preset
+        base = dict(synth=self.p("synth"), out=self.p("distill.pth"), models=str(self.world.models),
+                    codebook_dim=pr.codebook_dim, hidden_dim=pr.hidden_dim, num_resnet_blocks=pr.blocks,
+                    steps=pr.distill_steps, finetune_steps=pr.finetune_steps, batch=pr.batch, seed=self.cfg.seed)
+        return DistillConfig(**{**base, **kw})
+
+    def _distill(self):
+        curve = self.out / "curve"
+        curve.mkdir(exist_ok=True)
+        snap = lambda step, model: save_dvae(model, curve / f"distill_{step:06d}.pth")  # noqa: E731 (scored later)
+        return run_distill(self.distill_config(), callback=snap, every=self.preset.curve_every)
+
+    def _decoder(self):
+        return run_decoder(DecoderConfig(synth=self.p("synth"), dvae=self.p("distill.pth"), out=self.p("decoder.pth"),
+                                         steps=self.preset.decoder_steps, batch=self.preset.batch, seed=self.cfg.seed))
+
+    def recon_config(self, **kw) -> ReconConfig:
+        base = dict(speech=str(self.world.public_speech), synth=self.p("synth"), dvae=self.p("decoder.pth"),
+                    out=self.p("recon.pth"), steps=self.preset.recon_steps, batch=self.preset.batch,
+                    models=str(self.world.models), seed=self.cfg.seed)
+        return ReconConfig(**{**base, **kw})
+
+    def _recon(self):
+        return run_recon(self.recon_config())
+
+    def _improved(self):
+        return run_recon(self.recon_config(out=self.p("improved.pth"), pseudo_weight=self.cfg.pseudo_weight,
+                                           pseudo_rounds=2))
+
+    def _select(self):
+        """Pick the final dVAE by the public GPT's NLL of its tokens on public speech (no hidden data)."""
+        gpt = load_tortoise_model(self.world.models, "gpt").eval()
+        clips = load_real(self.world.public_speech)
+        conds = _conds(clips, self._cond_samples())
+        nll = {}
+        for name in ("recon", "improved"):
+            m = load_dvae(self.p(f"{name}.pth"))
+            nll[name] = gpt_nll(gpt, clips, [m.tokenize(c.mel[None])[0] for c in clips], conds)
+        best = min(nll, key=nll.get)
+        shutil.copyfile(self.p(f"{best}.pth"), self.p("dvae.pth"))
+        return {"public_nll": nll, "selected": best}
+
+    def _baseline(self):
+        pr = self.preset
+        return run_baseline(BaselineConfig(speech=str(self.world.public_speech), models=str(self.world.models),
+                                           out=self.p("baseline.pth"), codebook_dim=pr.codebook_dim,
+                                           hidden_dim=pr.hidden_dim, num_resnet_blocks=pr.blocks,
+                                           steps=pr.baseline_steps, batch=pr.batch, seed=self.cfg.seed))
+
+    def _cond_samples(self) -> int:
+        return model_configs(self.world.models).get("lab", {}).get("cond_samples", COND_SAMPLES)
+
+    # -------------------------------------------------------------------------------------------- scoring
+    def score(self) -> dict:
+        w = self.world
+        if not w.teacher.is_file():
+            raise TortunerError(f"{w.hidden}: no hidden half to score against")
+        torch.set_num_threads(self.cfg.threads)
+        teacher = load_dvae(w.teacher).eval()
+        clips = load_real(w.eval)
+        gpt = load_tortoise_model(w.models, "gpt").eval()
+        clvp = load_tortoise_model(w.models, "clvp").eval()
+        cs = self._cond_samples()
+        final = evaluate(load_dvae(self.p("dvae.pth")), clips, teacher, gpt, clvp, cs)
+        tref = evaluate(teacher, clips, None, None, None, cs)
+        rep: dict = {
+            "world": str(w.root), "eval_clips": len(clips), "preset": asdict(self.preset),
+            "agreement_top1": final["agreement_top1"], "agreement_top5": final["agreement_top5"],
+            "nll_teacher": final["nll_reference"], "nll_recovered": final["nll"],
+            "nll_ratio": final["nll"] / final["nll_reference"],
+            "recon_l1_teacher": tref["recon_l1"], "recon_l1_recovered": final["recon_l1"],
+            "codes_used_recovered": final["codes_used"], "perplexity_recovered": final["perplexity"],
+            "clvp_recovered": final["clvp"], "selected": self.state["stages"].get("select", {}).get("selected"),
+        }
+        stages = {}
+        for name in ("distill", "decoder", "recon", "improved"):
+            m = evaluate(load_dvae(self.p(f"{name}.pth")), clips, teacher, gpt, None, cs)
+            stages[name] = {k: m[k] for k in ("agreement_top1", "agreement_top5", "nll", "recon_l1")}
+            stages[name]["nll_ratio"] = m["nll"] / m["nll_reference"]
+        stages["recon"]["drift"] = self.state["stages"]["recon"].get("drift")
+        stages["improved"]["drift"] = self.state["stages"]["improved"].get("drift")
+        rep["stages"] = stages
+        rep["proposal_agreement_top1"] = stages["recon"]["agreement_top1"]
+        rep["proposal_nll_ratio"] = stages["recon"]["nll_ratio"]
+        base = load_dvae(self.p("baseline.pth"))
+        bm = matched_agreement(base, teacher, clips)
+        rep["baseline_agreement_top1"] = bm["agreement_top1"]
+        rep["baseline_matched_agreement_top1"] = bm["matched_agreement_top1"]
+        rep["chance_top1"] = bm["chance"]
+        rep["baseline_nll_ratio"] = evaluate(base, clips, teacher, gpt, None, cs)["nll"] / final["nll_reference"]
+        rep["curve"] = [(int(p.stem.split("_")[1]), evaluate(load_dvae(p), clips, teacher)["agreement_top1"])
+                        for p in sorted((self.out / "curve").glob("distill_*.pth"))]
+        rep["synth_pairs"] = self.state["stages"]["synth"].get("pairs")
+        rep["stage_seconds"] = {k: v.get("seconds") for k, v in self.state["stages"].items()}
+        if self.cfg.ablation:
+            rep["ablation"] = self.ablation(clips, teacher, gpt)
+        from tortuner.lab.run_report import write_report
+
+        write_report(self.out, rep, clips[0], teacher, load_dvae(self.p("dvae.pth")))
+        return rep
+
+    def ablation(self, clips, teacher, gpt) -> dict:
+        """The seed's three doubts: pairs count, CLVP filtering, decoder pre-training + recon."""
+        out: dict = {"pairs": []}
+        abl = self.out / "ablation"
+        abl.mkdir(exist_ok=True)
+        n = self.state["stages"]["synth"]["pairs"]
+        score = lambda path: evaluate(load_dvae(path), clips, teacher, gpt, None, self._cond_samples())  # noqa: E731
+        for k in sorted({max(4, int(n * f)) for f in (0.125, 0.25, 0.5)} - {n}):
+            path = abl / f"pairs_{k}.pth"
+            if not path.is_file():
+                run_distill(self.distill_config(out=str(path), max_pairs=k))
+            s = score(path)
+            out["pairs"].append({"pairs": k, "agreement_top1": s["agreement_top1"], "nll_ratio": s["nll"] / s["nll_reference"]})
+        s = score(self.p("distill.pth"))
+        out["pairs"].append({"pairs": n, "agreement_top1": s["agreement_top1"], "nll_ratio": s["nll"] / s["nll_reference"]})
+        path = abl / "no_clvp.pth"
+        if not path.is_file():
+            run_distill(self.distill_config(out=str(path), clvp_top=1.0))
+        out["without_clvp_filter_top1"] = score(path)["agreement_top1"]
+        out["with_clvp_filter_top1"] = s["agreement_top1"]
+        path = abl / "recon_no_decoder_pretrain.pth"
+        if not path.is_file():
+            run_recon(self.recon_config(dvae=self.p("distill.pth"), out=str(path)))
+        out["recon_without_decoder_pretrain_top1"] = score(path)["agreement_top1"]
+        out["recon_with_decoder_pretrain_top1"] = score(self.p("recon.pth"))["agreement_top1"]
+        out["without_recon_top1"] = score(self.p("decoder.pth"))["agreement_top1"]
+        return out
+
+
+def run_lab(cfg: RunConfig) -> dict:
+    lab = LabRun(cfg)
+    if not cfg.score_only:
+        lab.run()
+    if not lab.world.teacher.is_file():
+        print(f"no hidden half in {cfg.world}: recovery done, scoring skipped (rerun with --score-only on the full world)")
+        return {"scored": False, **lab.state}
+    rep = lab.score()
+    write_json(lab.out / "report.json", rep)
+    return rep
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tortuner.synth.commands import config_from_args
+
+    rep = run_lab(config_from_args(RunConfig, args))
+    print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, (dict, list))}, indent=2))
+    return 0
+
+
+def register(lab_sub: argparse._SubParsersAction) -> None:
+    from tortuner.synth.commands import add_dataclass_flags
+
+    p = lab_sub.add_parser("run", help="recover a world's tokenizer from its public half and score it",
+                           description="synth -> distill -> decoder -> recon -> improved -> baseline on WORLD/public, "
+                                       "then score against WORLD/hidden. Resumable; --ablation adds the seed's doubts.")
+    add_dataclass_flags(p, RunConfig)
+    p.set_defaults(func=_run)

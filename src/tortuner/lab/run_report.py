@@ -1,0 +1,89 @@
+"""report.md + PNGs of a lab run (agreement vs training step and vs pairs; spectrogram with both token streams)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from tortuner.files import atomic_path, write_text  # noqa: E402
+from tortuner.models.dvae import DiscreteVAE  # noqa: E402
+from tortuner.recover.data import RealClip  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+@torch.no_grad()
+def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, recovered: DiscreteVAE) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if rep["curve"]:
+        xs, ys = zip(*rep["curve"])
+        ax.plot(xs, ys, marker="o", label="distill (held-out top-1)")
+    ax.axhline(rep["agreement_top1"], color="g", ls="--", label="final top-1")
+    ax.axhline(rep["baseline_matched_agreement_top1"], color="r", ls=":", label="baseline (matched)")
+    ax.set_xlabel("distill step"), ax.set_ylabel("agreement with teacher"), ax.legend(), ax.set_ylim(0, 1)
+    _save(fig, out / "agreement_vs_step.png")
+
+    pairs = rep.get("ablation", {}).get("pairs", [])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if pairs:
+        ax.plot([p["pairs"] for p in pairs], [p["agreement_top1"] for p in pairs], marker="o")
+        ax.set_xscale("log")
+    else:
+        ax.plot([rep["synth_pairs"]], [rep["stages"]["distill"]["agreement_top1"]], marker="o")
+    ax.set_xlabel("synthetic pairs"), ax.set_ylabel("distill top-1 (held-out)"), ax.set_ylim(0, 1)
+    _save(fig, out / "agreement_vs_pairs.png")
+
+    n = min(clip.mel.shape[1] // 4, 60)
+    mel = clip.mel[:, : 4 * n]
+    t = teacher.tokenize(mel[None])[0]
+    r = recovered.tokenize(mel[None])[0]
+    fig, axes = plt.subplots(2, 1, figsize=(12, 5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    axes[0].imshow(mel.numpy(), origin="lower", aspect="auto", extent=(0, n, 0, 80))
+    axes[0].set_title(f"held-out clip: {clip.text[:80]}")
+    axes[1].set_xlim(0, n), axes[1].set_ylim(0, 2), axes[1].set_yticks([0.5, 1.5], ["recovered", "teacher"])
+    for i in range(n):
+        c = "black" if t[i] == r[i] else "red"
+        axes[1].text(i + 0.5, 1.5, str(int(t[i])), ha="center", va="center", fontsize=6, rotation=90)
+        axes[1].text(i + 0.5, 0.5, str(int(r[i])), ha="center", va="center", fontsize=6, rotation=90, color=c)
+    axes[1].set_xlabel("token index (red = disagreement)")
+    _save(fig, out / "example_tokens.png")
+
+    s = rep["stages"]
+    lines = [
+        "# Lab run: tokenizer recovery", "",
+        f"World `{rep['world']}`, {rep['eval_clips']} held-out clips (unseen speakers), {rep['synth_pairs']} synthetic pairs.", "",
+        "| tokenizer | top-1 | top-5 | NLL/token | NLL ratio | recon L1 |", "|---|---|---|---|---|---|",
+        f"| hidden teacher | 1 | 1 | {rep['nll_teacher']:.3f} | 1 | {rep['recon_l1_teacher']:.3f} |",
+    ]
+    for name, label in (("distill", "distill"), ("decoder", "+ decoder pre-train"), ("recon", "+ recon (the proposal)"),
+                        ("improved", "+ GPT-guided pseudo-labels (tortuner)")):
+        m = s[name]
+        lines.append(f"| {label} | {m['agreement_top1']:.3f} | {m['agreement_top5']:.3f} | {m['nll']:.3f} | "
+                     f"{m['nll_ratio']:.3f} | {m['recon_l1']:.3f} |")
+    lines += [
+        f"| **final** (`dvae.pth`, selected by public NLL: {rep['selected']}) | **{rep['agreement_top1']:.3f}** | "
+        f"{rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | **{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
+        f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: {rep['baseline_matched_agreement_top1']:.3f}) | "
+        f"– | – | {rep['baseline_nll_ratio']:.3f} | – |", "",
+        f"Chance top-1: {rep['chance_top1']:.4f}. Drift of recon: {s['recon'].get('drift')}, improved: {s['improved'].get('drift')}.", "",
+        "![agreement vs step](agreement_vs_step.png)", "", "![agreement vs pairs](agreement_vs_pairs.png)", "",
+        "![tokens](example_tokens.png)", "",
+    ]
+    if "ablation" in rep:
+        a = rep["ablation"]
+        lines += ["## Ablation", "", "| pairs | distill top-1 | NLL ratio |", "|---|---|---|"]
+        lines += [f"| {p['pairs']} | {p['agreement_top1']:.3f} | {p['nll_ratio']:.3f} |" for p in a["pairs"]]
+        lines += ["", f"- CLVP filtering: with {a['with_clvp_filter_top1']:.3f}, without {a['without_clvp_filter_top1']:.3f}",
+                  f"- decoder pre-training before recon: with {a['recon_with_decoder_pretrain_top1']:.3f}, without "
+                  f"{a['recon_without_decoder_pretrain_top1']:.3f}; no recon at all: {a['without_recon_top1']:.3f}", ""]
+    lines += ["Stage seconds: " + ", ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), ""]
+    write_text(out / "report.md", "\n".join(lines))

@@ -1,0 +1,94 @@
+"""`baseline`: a fresh VQ-VAE trained from scratch on the same real speech (the seed's "useless" claim, measured).
+
+Scored like any tokenizer, and also after the best one-to-one relabelling of its codes onto the reference's
+(Hungarian assignment on the co-occurrence matrix, scipy.optimize.linear_sum_assignment): even with that oracle
+mapping, a fresh codebook should agree little, because its partition of the space is different, not just permuted.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from tortuner.checkpoints import save_dvae
+from tortuner.files import write_json
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.recover.data import RealClip, load_real, mel_batch
+from tortuner.recover.distill import num_codes_of
+from tortuner.recover.evaluate import clip_tokens
+
+
+@dataclass
+class BaselineConfig:
+    speech: str = ""
+    models: str = ""          # number of codes from the GPT config
+    out: str = "baseline.pth"
+    codebook_dim: int = 64
+    hidden_dim: int = 128
+    num_resnet_blocks: int = 2
+    steps: int = 800
+    batch: int = 16
+    crop_frames: int = 128
+    lr: float = 1e-3
+    commitment_weight: float = 0.25
+    seed: int = 0
+    threads: int = 0
+
+
+def train_vqvae(model: DiscreteVAE, mels: list[torch.Tensor], steps: int, batch: int, crop: int, lr: float,
+                commitment_weight: float, seed: int, writer: SummaryWriter | None = None) -> list[float]:
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(list(model.encoder.parameters()) + list(model.decoder.parameters()), lr=lr)
+    model.train()
+    hist = []
+    for step in tqdm(range(steps), desc="baseline", leave=False):
+        x = mel_batch(mels, batch, crop, rng)
+        recon, commit, _ = model(x)
+        loss = F.mse_loss(recon, x) + commitment_weight * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            with torch.no_grad():
+                model.codebook.restart_dead_codes(model.encode(x).reshape(-1, model.cfg.codebook_dim))
+        hist.append(loss.item())
+        if writer is not None and step % 25 == 0:
+            writer.add_scalar("baseline/loss", loss.item(), step)
+    return hist
+
+
+@torch.no_grad()
+def matched_agreement(model: DiscreteVAE, reference: DiscreteVAE, clips: list[RealClip]) -> dict:
+    """Raw top-1 agreement and top-1 after the best one-to-one code mapping (an oracle favouring the baseline)."""
+    k = model.cfg.num_tokens
+    ours = torch.cat([clip_tokens(model.eval(), c)[0] for c in clips])
+    ref = torch.cat([clip_tokens(reference.eval(), c)[0] for c in clips])
+    co = torch.zeros(k, reference.cfg.num_tokens)
+    co.index_put_((ours, ref), torch.ones_like(ours, dtype=torch.float), accumulate=True)
+    rows, cols = linear_sum_assignment(-co.numpy())
+    return {"agreement_top1": float((ours == ref).float().mean()), "matched_agreement_top1": float(co[rows, cols].sum() / ours.numel()),
+            "chance": 1.0 / reference.cfg.num_tokens}
+
+
+def run_baseline(cfg: BaselineConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = DiscreteVAE(DVAEConfig(num_tokens=num_codes_of(cfg.models), codebook_dim=cfg.codebook_dim,
+                                   hidden_dim=cfg.hidden_dim, num_resnet_blocks=cfg.num_resnet_blocks))
+    mels = [c.mel for c in load_real(cfg.speech)]
+    writer = SummaryWriter(str(Path(cfg.out).parent / "tb"))
+    hist = train_vqvae(model, mels, cfg.steps, cfg.batch, cfg.crop_frames, cfg.lr, cfg.commitment_weight, cfg.seed, writer)
+    model.eval()
+    save_dvae(model, cfg.out)
+    summary = {"baseline_loss_final": float(sum(hist[-50:]) / max(1, len(hist[-50:])))}
+    write_json(Path(cfg.out).with_suffix(".json"), summary)
+    writer.close()
+    return summary

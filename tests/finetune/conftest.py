@@ -1,0 +1,73 @@
+"""Tiny stock TorToiSe models, a tiny dVAE and an espeak-ng dataset in `tortuner prepare`'s layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from tortuner.checkpoints import save_dvae
+from tortuner.finetune.tiny import make_tiny_models
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+
+CODES = 64
+LINES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore.",
+    "A journey of a thousand miles begins with one step.",
+    "Birds of a feather flock together, they say.",
+    "Every cloud has a silver lining.",
+    "Practice makes perfect, so keep going.",
+    "Time flies when you are having fun.",
+    "Actions speak louder than words.",
+]
+
+
+def espeak_wav(path: Path, text: str, voice: str = "en-us", pitch: int = 50, rate: int = 170) -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return path
+
+
+def make_dataset(d: Path) -> Path:
+    """8 espeak clips of 2 speakers; 6 train, 2 val; clips.jsonl carries the speakers."""
+    (d / "wavs").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, line in enumerate(LINES):
+        spk, voice, pitch = ("anna", "en-us", 70) if i % 2 == 0 else ("ben", "en-gb", 30)
+        espeak_wav(d / "wavs" / f"c{i}.wav", line, voice=voice, pitch=pitch)
+        rows.append({"audio": f"wavs/c{i}.wav", "text": line, "speaker": spk})
+    (d / "train.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in rows[:6]))
+    (d / "val.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in rows[6:]))
+    (d / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine extra threads spin: one thread per test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    return make_tiny_models(tmp_path_factory.mktemp("models"), CODES)
+
+
+@pytest.fixture(scope="session")
+def tiny_dvae(tmp_path_factory) -> Path:
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("dvae") / "dvae.pth"
+    save_dvae(DiscreteVAE(DVAEConfig(num_tokens=CODES, codebook_dim=16, hidden_dim=32, num_resnet_blocks=1)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def espeak_dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data"))

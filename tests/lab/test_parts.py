@@ -1,0 +1,63 @@
+"""The lab's building blocks on real speech: espeak-ng speakers, Griffin-Lim inversion, the renderer."""
+
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tortuner.audio.griffinlim import univnet_mel_to_wav
+from tortuner.audio.io import load_audio, resample
+from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
+from tortuner.lab.espeak import Speaker, speak
+from tortuner.lab.speech import human_voices
+from tortuner.models.renderer import Renderer, RendererConfig, output_frames
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, 2 threads per process are many times slower, not faster."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_espeak_speakers_are_deterministic_and_distinct():
+    a = Speaker("en-us", "m3", 40, 150)
+    b = Speaker("en-gb", "f2", 70, 180)
+    text = "The quick test, spoken twice."
+    wa, wa2, wb = speak(text, a), speak(text, a), speak(text, b)
+    assert torch.equal(wa, wa2)
+    assert wa.abs().max() > 0.1 and wa.dim() == 1
+    assert wb.numel() != wa.numel() or not torch.allclose(wa, wb)
+    assert wb.numel() < wa.numel()  # faster rate -> shorter
+
+
+def test_griffin_lim_inverts_a_real_clip_mel():
+    umel = UnivNetMel()
+    wav = torch.from_numpy(resample(load_audio(human_voices()[0] / "1.wav", DVAE_SR)[: DVAE_SR * 3].numpy(),
+                                    DVAE_SR, UNIVNET_SR))
+    mel = umel(wav)[0]
+    out = univnet_mel_to_wav(mel, n_iter=16)
+    assert out.dim() == 1 and abs(out.numel() - wav.numel()) <= 1024
+    again = umel(out[None])[0][:, : mel.shape[1]]
+    own = F.l1_loss(again, mel[:, : again.shape[1]])
+    shifted = F.l1_loss(again, mel[:, : again.shape[1]].roll(40, dims=1))
+    assert own < 0.3 * shifted  # the inverted audio has the clip's spectrum and level, not just its average
+
+
+def test_renderer_shapes_and_it_learns():
+    torch.manual_seed(0)
+    model = Renderer(RendererConfig(latent_dim=16, channels=32, blocks=2))
+    lat, cond = torch.randn(2, 10, 16), torch.randn(2, 2, 80, 60)
+    out = model(lat, cond)
+    assert out.shape == (2, 100, output_frames(10)) == (2, 100, 10 * 4 * 24000 // 22050)
+    target = torch.randn(2, 100, output_frames(10))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = F.l1_loss(model(lat, cond), target).item()
+    for _ in range(40):
+        loss = F.l1_loss(model(lat, cond), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.8 * first

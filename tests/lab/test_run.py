@@ -1,0 +1,92 @@
+"""`lab run` on a freshly built test-size world: recovery uses only public/, scoring uses hidden/."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+from tortuner.audio.io import load_audio
+from tortuner.audio.mel import DVAE_SR, DvaeMel
+from tortuner.checkpoints import save_dvae, save_model_config
+from tortuner.files import read_json, torch_save, write_json, write_jsonl
+from tortuner.lab.world import WorldPaths
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.renderer import Renderer, RendererConfig
+from tortuner.models.tortoise import build_clvp, build_gpt, tiny_clvp_config, tiny_gpt_config
+from tortuner.lab.run import RunConfig, run_lab
+
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "A small boat drifted slowly across the lake.",
+         "Every morning she walks to the old market.", "Seven green bottles stood upon the wall.",
+         "He quietly closed the heavy wooden door.", "Bright stars were shining above the hills."]
+
+
+def _speech(folder: Path, items: list[tuple[str, str]], teacher: DiscreteVAE | None = None) -> None:
+    (folder / "wavs").mkdir(parents=True)
+    rows = []
+    for i, (voice, text) in enumerate(items):
+        wav = folder / "wavs" / f"c{i}.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], check=True)
+        row = {"audio": f"wavs/c{i}.wav", "text": text, "speaker": voice, "duration": 2.0}
+        if teacher is not None:
+            row["tokens"] = teacher.tokenize(DvaeMel()(load_audio(wav, DVAE_SR)[None]))[0].tolist()
+        rows.append(row)
+    write_jsonl(folder / "manifest.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """A random-weight world with the lab layout (docs/lab.md): what matters here is the machinery, not quality."""
+    w = WorldPaths(tmp_path_factory.mktemp("world") / "w")
+    torch.manual_seed(0)
+    k = 32
+    gcfg = tiny_gpt_config(k)
+    rcfg = RendererConfig(latent_dim=gcfg.model_dim, channels=16, blocks=1)
+    w.models.mkdir(parents=True)
+    save_model_config(w.models, {"gpt": gcfg, "clvp": tiny_clvp_config(k), "renderer": asdict(rcfg),
+                                 "lab": {"cond_samples": 22050}})
+    torch_save(build_gpt(gcfg).state_dict(), w.models / "autoregressive.pth")
+    torch_save(build_clvp(tiny_clvp_config(k)).state_dict(), w.models / "clvp2.pth")
+    torch_save(Renderer(rcfg).state_dict(), w.models / "renderer.pth")
+    teacher = DiscreteVAE(DVAEConfig(num_tokens=k, codebook_dim=8, hidden_dim=16, num_resnet_blocks=1)).eval()
+    w.hidden.mkdir()
+    save_dvae(teacher, w.teacher)
+    _speech(w.public_speech, [(["en-us", "en-gb"][i % 2], t) for i, t in enumerate(TEXTS[:4])])
+    _speech(w.eval, [("en-029", t) for t in TEXTS[4:]], teacher)
+    write_json(w.state, {"size": "test", "seed": 0, "num_codes": k, "stages": {}})
+    return w.root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_run_without_hidden_then_score(world, tmp_path):
+    public_only = tmp_path / "public_world"
+    shutil.copytree(world, public_only, ignore=shutil.ignore_patterns("hidden"))
+    run = tmp_path / "run"
+    state = run_lab(RunConfig(world=str(public_only), out=str(run), preset="test", threads=1))
+    assert state["scored"] is False and (run / "dvae.pth").is_file() and not (run / "report.json").exists()
+    assert all(state["stages"][s]["done"] for s in ("synth", "distill", "decoder", "recon", "improved", "select", "baseline"))
+
+    rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
+    saved = read_json(run / "report.json")
+    for key in ("agreement_top1", "agreement_top5", "baseline_agreement_top1", "baseline_matched_agreement_top1",
+                "nll_teacher", "nll_recovered", "nll_ratio", "recon_l1_teacher", "recon_l1_recovered"):
+        assert key in saved
+    assert 0 <= rep["agreement_top1"] <= rep["agreement_top5"] <= 1
+    assert rep["baseline_agreement_top1"] <= rep["baseline_matched_agreement_top1"] + 1e-9
+    assert rep["nll_ratio"] == pytest.approx(rep["nll_recovered"] / rep["nll_teacher"])
+    assert rep["stages"]["recon"]["agreement_top1"] == rep["proposal_agreement_top1"]
+    for name in ("report.md", "agreement_vs_step.png", "agreement_vs_pairs.png", "example_tokens.png"):
+        assert (run / name).stat().st_size > 0

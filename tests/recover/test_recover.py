@@ -1,0 +1,83 @@
+"""distill / decoder / recon / eval / baseline / pseudo-labels on a tiny random teacher and espeak speech."""
+
+from __future__ import annotations
+
+import torch
+
+from tortuner.checkpoints import load_dvae, load_tortoise_model
+from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
+from tortuner.recover.data import load_real
+from tortuner.recover.decoder import DecoderConfig, run_decoder
+from tortuner.recover.distill import DistillConfig, run_distill
+from tortuner.recover.evaluate import EvalConfig, evaluate, run_eval
+from tortuner.recover.pseudo import pseudo_label
+from tortuner.recover.recon import ReconConfig, run_recon
+
+SMALL = dict(codebook_dim=8, hidden_dim=32, num_resnet_blocks=1)
+
+
+def test_pipeline(rec_env, tmp_path):
+    env = rec_env
+    clips = load_real(env["speech"])
+    teacher = load_dvae(env["teacher"])
+    fresh = evaluate(load_dvae(env["teacher"]).__class__(teacher.cfg), clips, teacher)["agreement_top1"]
+    s = run_distill(DistillConfig(synth=str(env["synth"]), out=str(tmp_path / "d.pth"), models=str(env["models"]),
+                                  steps=200, finetune_steps=20, clvp_top=0.5, batch=8, crop_tokens=16, **SMALL))
+    assert s["pairs"] == 6 and s["filtered_pairs"] == 3
+    distilled = load_dvae(tmp_path / "d.pth")
+    held = evaluate(distilled, clips[6:], teacher)
+    assert held["agreement_top1"] > max(0.5, fresh + 0.2), (held, fresh)
+
+    run_decoder(DecoderConfig(synth=str(env["synth"]), dvae=str(tmp_path / "d.pth"), out=str(tmp_path / "dec.pth"),
+                              steps=60, batch=8))
+    dec = load_dvae(tmp_path / "dec.pth")
+    assert torch.equal(dec.codebook.embed, distilled.codebook.embed)
+    assert all(torch.equal(dec.tokenize(c.mel[None]), distilled.tokenize(c.mel[None])) for c in clips)
+    assert evaluate(dec, clips)["recon_l1"] < evaluate(distilled, clips)["recon_l1"]
+
+    r = run_recon(ReconConfig(speech=str(env["speech"]), synth=str(env["synth"]), dvae=str(tmp_path / "dec.pth"),
+                              out=str(tmp_path / "r.pth"), steps=30, batch=8))
+    rec = load_dvae(tmp_path / "r.pth")
+    assert torch.equal(rec.codebook.embed, dec.codebook.embed)  # frozen codebook: tokens keep their meaning
+    assert 0 <= r["drift"] <= 1
+
+    out = run_eval(EvalConfig(speech=str(env["speech"]), dvae=str(tmp_path / "r.pth"), reference=str(env["teacher"]),
+                              models=str(env["models"])))
+    assert 0 <= out["agreement_top1"] <= out["agreement_top5"] <= 1 and out["nll_ratio"] > 0
+    assert 1 <= out["codes_used"] <= 16 and out["clips"] == 8
+
+
+def test_eval_of_reference_against_itself(rec_env):
+    teacher = load_dvae(rec_env["teacher"])
+    gpt = load_tortoise_model(rec_env["models"], "gpt")
+    m = evaluate(teacher, load_real(rec_env["speech"]), teacher, gpt)
+    assert m["agreement_top1"] == m["agreement_top5"] == 1.0 and m["nll"] == m["nll_reference"]
+
+
+def test_baseline_and_hungarian(rec_env, tmp_path):
+    run_baseline(BaselineConfig(speech=str(rec_env["speech"]), models=str(rec_env["models"]),
+                                out=str(tmp_path / "b.pth"), steps=30, batch=8, **SMALL))
+    clips = load_real(rec_env["speech"])
+    teacher = load_dvae(rec_env["teacher"])
+    m = matched_agreement(load_dvae(tmp_path / "b.pth"), teacher, clips)
+    assert m["agreement_top1"] <= m["matched_agreement_top1"] <= 1
+    # a pure relabelling of the teacher's own codes is undone exactly by the matching
+    perm = load_dvae(rec_env["teacher"])
+    p = torch.randperm(16, generator=torch.Generator().manual_seed(1))
+    perm.codebook.embed.copy_(teacher.codebook.embed[:, p])
+    assert matched_agreement(perm, teacher, clips)["matched_agreement_top1"] == 1.0
+
+
+def test_pseudo_label_uses_the_gpt(rec_env):
+    teacher = load_dvae(rec_env["teacher"])
+    gpt = load_tortoise_model(rec_env["models"], "gpt").eval()
+    for p in gpt.parameters():
+        p.data.mul_(3.0)  # a random GPT with opinions
+    clip = load_real(rec_env["speech"])[0]
+    cond = torch.randn(2, 80, 100)
+    tok0, ch0 = pseudo_label(teacher, gpt, clip, cond, lam=0.0, k=5)
+    assert ch0 == 0 and torch.equal(tok0, teacher.tokenize(clip.mel[None, :, : tok0.numel() * 4])[0])
+    tok, ch = pseudo_label(teacher, gpt, clip, cond, lam=100.0, k=5)
+    assert ch > 0 and tok.numel() == tok0.numel()
+    top5 = teacher.logits(clip.mel[None, :, : 4 * tok.numel()])[0].topk(5, -1).indices
+    assert (top5 == tok[:, None]).any(-1).all()  # only the encoder's candidates are ever chosen
