@@ -76,8 +76,9 @@ def plot_report(report: dict, rows: list[dict], cfg, path: Path) -> None:
     ax = axes[1]
     labels = ["kept"] + list(report["dropped"])
     hours = [report["hours_kept"]] + [d["hours"] for d in report["dropped"].values()]
-    ax.barh(labels, hours, color=["tab:green"] + ["tab:red"] * (len(labels) - 1))
-    ax.set_title("hours kept / dropped per reason")
+    unit, scale = ("hours", 1) if sum(hours) >= 1 else ("minutes", 60)  # readable ticks for small sets
+    ax.barh(labels, [h * scale for h in hours], color=["tab:green"] + ["tab:red"] * (len(labels) - 1))
+    ax.set_title(f"{unit} kept / dropped per reason")
     for ax, f in zip(axes[2:], panels):
         vals = [r["scores"][f.score] for r in rows if r["scores"].get(f.score) is not None]
         ax.hist(vals, bins=30, color="tab:blue")
