@@ -13,13 +13,6 @@ from tortuner.lab.speech import human_voices
 from tortuner.models.renderer import Renderer, RendererConfig, output_frames
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads per process are many times slower, not faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_espeak_speakers_are_deterministic_and_distinct():

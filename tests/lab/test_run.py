@@ -63,12 +63,6 @@ def world(tmp_path_factory) -> Path:
     return w.root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_run_without_hidden_then_score(world, tmp_path):

@@ -53,10 +53,3 @@ def rec_env(tmp_path_factory) -> dict:
     return {"dir": d, "teacher": d / "teacher.pth", "speech": d / "speech", "synth": d / "synth", "models": models}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP spin-waiting makes 2 threads many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
