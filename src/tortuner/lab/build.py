@@ -59,7 +59,7 @@ SIZES: dict[str, LabSize] = {
                     dvae_blocks=1, dvae_steps=60, gpt_layers=1, gpt_dim=64, gpt_heads=2, gpt_steps=30,
                     renderer_channels=32, renderer_blocks=1, renderer_steps=30, clvp_dim=32, clvp_depth=1,
                     clvp_steps=20, batch=8, gpt_batch=4),
-    "tiny": LabSize(SpeechPlan(16, 16, 5, 16, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
+    "tiny": LabSize(SpeechPlan(48, 16, 5, 16, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
                     dvae_hidden=64, dvae_blocks=1, dvae_steps=500, gpt_layers=3, gpt_dim=128, gpt_heads=4,
                     gpt_steps=1000, renderer_channels=96, renderer_blocks=3, renderer_steps=300, clvp_dim=64,
                     clvp_depth=1, clvp_steps=200, gpt_lr=2e-3),
