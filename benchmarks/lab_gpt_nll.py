@@ -1,0 +1,55 @@
+"""A world's public GPT: per-token NLL of teacher tokens on its training speakers vs unseen speakers, side by side.
+
+    .venv/bin/python benchmarks/lab_gpt_nll.py worlds/tiny [--clips 32]
+
+Tells a GPT that has not learnt enough (both high) from one that does not carry over to new voices (training low,
+held-out high). Conditioning: 2 other clips of the same speaker, as in training; codes with the 1024-sample tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+
+import torch
+
+from tortuner.audio.io import load_audio
+from tortuner.audio.mel import DVAE_SR, DvaeMel
+from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.finetune.gpt_data import code_nll, collate
+from tortuner.lab.report import _examples
+from tortuner.lab.train import tokens_with_tail
+from tortuner.lab.world import WorldPaths, load_manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("world")
+    ap.add_argument("--clips", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    w = WorldPaths(args.world)
+    gpt, teacher, mel = load_tortoise_model(w.models, "gpt"), load_dvae(w.teacher), DvaeMel()
+    cond = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
+    k = teacher.cfg.num_tokens
+    print(f"{w.root}: ln({k}) = {math.log(k):.3f}")
+    for name, folder in (("training speakers (teacher speech)", w.teacher_speech), ("unseen speakers (eval)", w.eval),
+                         ("unseen speaker (newvoice)", w.newvoice)):
+        rows = [r for r in load_manifest(folder) if r["text"]]
+        random.Random(0).shuffle(rows)
+        rows = rows[: args.clips]
+        for r in rows:
+            r["tokens"] = tokens_with_tail(teacher, mel, load_audio(r["audio"], DVAE_SR)).tolist()
+        examples = _examples(rows, mel, cond, random.Random(0))
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(examples), 8):
+                s, c = code_nll(gpt, collate(examples[i : i + 8], gpt.stop_mel_token))
+                total, count = total + s, count + c
+        print(f"{name:36s} {len(rows):3d} clips  NLL {total / count:.3f} nats/token  ratio {total / count / math.log(k):.3f}")
+
+
+if __name__ == "__main__":
+    main()
