@@ -38,6 +38,8 @@ def test_layout_and_gates(world):
     assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "clvp_above_chance",
                                     "renderer_keeps_tokens"}
     assert 0 <= report["renderer_roundtrip_agreement"] <= 1
+    # Griffin-Lim of the real clip's own mel keeps most tokens even for a barely trained teacher
+    assert 0.3 < report["vocoder_roundtrip_agreement"] <= 1
     state = json.loads(world.state.read_text())
     assert all(state["stages"][s]["done"] for s in ("speech", "teacher", "gpt", "renderer", "clvp", "report"))
 

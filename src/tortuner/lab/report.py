@@ -75,8 +75,10 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
     # Renderer: held-out univnet-mel L1 from teacher-forced latents.
     umel = UnivNetMel()
     # Round trip: rendered mel -> Griffin-Lim -> 22.05 kHz -> teacher tokens, compared with the real clip's tokens:
-    # how much of the token sequence survives the public synthesis path (what recovery learns from).
-    r_l1, rendered, agree, agree_n = [], [], 0, 0
+    # how much of the token sequence survives the public synthesis path (what recovery learns from). The same
+    # with the real clip's own mel instead of the rendering separates the vocoder's share from the renderer's.
+    r_l1, rendered = [], []
+    agree, agree_n = {"renderer": 0, "vocoder": 0}, {"renderer": 0, "vocoder": 0}
     for j, (r, ex) in enumerate(zip(texted, examples)):
         out = renderer(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
         target = umel(torch.from_numpy(resample(load_audio(r["audio"], DVAE_SR).numpy(), DVAE_SR, UNIVNET_SR)))[0]
@@ -84,11 +86,13 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         r_l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())
         rendered.append((target, out))
         if j < 16:
-            wav = torch.from_numpy(resample(univnet_mel_to_wav(out).numpy(), UNIVNET_SR, DVAE_SR))
-            back = teacher.tokenize(mel(wav)[None])[0]
             real = torch.tensor(r["tokens"])
-            m = min(back.numel(), real.numel())
-            agree, agree_n = agree + int((back[:m] == real[:m]).sum()), agree_n + m
+            for name, spec in (("renderer", out), ("vocoder", target)):
+                wav = torch.from_numpy(resample(univnet_mel_to_wav(spec).numpy(), UNIVNET_SR, DVAE_SR))
+                back = teacher.tokenize(mel(wav)[None])[0]
+                m = min(back.numel(), real.numel())
+                agree[name] += int((back[:m] == real[:m]).sum())
+                agree_n[name] += m
 
     # CLVP: held-out retrieval accuracy within batches of 8 (chance 1/8).
     hits, total = 0, 0
@@ -122,7 +126,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         "gpt_nll_uniform": math.log(k),
         "gpt_nll_ratio_to_uniform": nll / max(n, 1) / math.log(k),
         "renderer_l1": sum(r_l1) / max(len(r_l1), 1),
-        "renderer_roundtrip_agreement": agree / max(agree_n, 1),
+        "renderer_roundtrip_agreement": agree["renderer"] / max(agree_n["renderer"], 1),
+        "vocoder_roundtrip_agreement": agree["vocoder"] / max(agree_n["vocoder"], 1),
         "clvp_retrieval_top1": hits / total if total else None,
         "clvp_chance": 1 / 8,
         "gpt_sample_lengths": [int(c.numel()) for c, _ in samples],
