@@ -1,0 +1,56 @@
+"""Ceiling of the distillation recipe: the same student trained on *real* speech with the hidden teacher's own
+tokens (oracle labels no recovery has), next to the same student trained on the run's synthetic pairs.
+
+    .venv/bin/python benchmarks/lab_oracle_labels.py --world worlds/tiny --run runs/tiny [--steps 500]
+
+Separates the two things that can hold agreement down: the student/data budget (oracle low too) and the
+synthetic -> real gap with its noisy labels (oracle high, synthetic low). Scored on hidden/eval, top-1 agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from tortuner.checkpoints import load_dvae
+from tortuner.lab.world import WorldPaths
+from tortuner.recover.data import Augment, load_real, load_synth
+from tortuner.recover.distill import CodeTrainer, init_codebook_from_classes, new_dvae, DistillConfig, train_on_pairs
+from tortuner.recover.evaluate import evaluate
+from tortuner.synth.shards import Pair
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--world", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    w = WorldPaths(args.world)
+    teacher = load_dvae(w.teacher).eval()
+    real = []
+    for c in load_real(w.teacher_speech) + load_real(w.public_speech):
+        n = c.mel.shape[1] // 4
+        if n >= 8:
+            real.append(Pair(c.mel[:, : 4 * n], teacher.tokenize(c.mel[None, :, : 4 * n])[0], {}))
+    synth = load_synth(f"{args.run}/synth")
+    ev = load_real(w.eval)
+    cfg = DistillConfig(codebook_dim=32, hidden_dim=96, num_resnet_blocks=1)
+    print(f"{w.root}: {len(real)} real clips with teacher tokens ({sum(p.tokens.numel() for p in real)} tokens), "
+          f"{len(synth)} synthetic pairs ({sum(p.tokens.numel() for p in synth)} tokens), {args.steps} steps each")
+    for name, pairs in (("oracle: real speech + teacher tokens", real), ("synthetic pairs (the recipe)", synth)):
+        torch.manual_seed(0)
+        model = new_dvae(cfg, teacher.cfg.num_tokens)
+        init_codebook_from_classes(model, pairs)
+        tr = CodeTrainer(model, 1e-3)
+        accs = train_on_pairs(tr, pairs, args.steps, 16, 32, 0, Augment(), tag=name[:10])
+        m = evaluate(tr.commit(), ev, teacher)
+        print(f"  {name:40s} train acc {sum(accs[-50:]) / 50:.3f}   held-out top-1 {m['agreement_top1']:.3f}  "
+              f"top-5 {m['agreement_top5']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
