@@ -48,7 +48,7 @@ class Preset:
 
 PRESETS = {
     "test": Preset(8, 4, 60, 16, 32, 1, 30, 10, 20, 20, 20, batch=4, curve_every=10),
-    "tiny": Preset(96, 8, 160, 32, 96, 1, 400, 100, 200, 300, 200, curve_every=50),
+    "tiny": Preset(480, 8, 160, 32, 96, 1, 400, 100, 200, 300, 200, curve_every=50),
     "small": Preset(1600, 8, 300, 64, 128, 2, 2500, 500, 1000, 1200, 1000, curve_every=250),
     "base": Preset(20000, 8, 400, 128, 256, 3, 20000, 4000, 6000, 8000, 6000, batch=32, curve_every=1000),
 }
