@@ -10,7 +10,7 @@ from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
 from tortuner.lab.espeak import Speaker, speak
 from tortuner.lab.speech import human_voices
-from tortuner.models.renderer import Renderer, RendererConfig, output_frames
+from tortuner.models.renderer import Renderer, RendererConfig, fit_advance, output_frames, shift_frames
 
 
 
@@ -54,3 +54,29 @@ def test_renderer_shapes_and_it_learns():
         loss.backward()
         opt.step()
     assert loss.item() < 0.8 * first
+
+
+def test_shift_frames_moves_a_real_mel_by_fractions_of_a_frame():
+    mel = UnivNetMel()(torch.from_numpy(resample(load_audio(human_voices()[0] / "1.wav", DVAE_SR)[:DVAE_SR].numpy(),
+                                                 DVAE_SR, UNIVNET_SR)))[0]
+    assert torch.equal(shift_frames(mel, 0.0), mel)
+    assert torch.allclose(shift_frames(mel, 2.0)[:, :-2], mel[:, 2:])
+    half = shift_frames(mel, 0.5)[:, :-1]
+    assert torch.allclose(half, (mel[:, :-1] + mel[:, 1:]) / 2, atol=1e-5)
+
+
+def test_fit_advance_finds_a_late_renderer_and_forward_applies_it():
+    torch.manual_seed(0)
+    model = Renderer(RendererConfig(latent_dim=16, channels=32, blocks=2)).eval()
+    items = []
+    with torch.no_grad():
+        for _ in range(4):
+            lat, cond = torch.randn(12, 16), torch.randn(2, 80, 60)
+            out = model(lat[None], cond[None])[0]
+            items.append((lat, cond, shift_frames(out, 0.625)))  # targets lead the output by 0.625 frames
+        assert fit_advance(model, items) == 0.625
+        assert fit_advance(model, [(lat, cond, out) for lat, cond, out in
+                                   ((a, b, model(a[None], b[None])[0]) for a, b, _ in items)]) == 0.0
+        model.cfg.advance = 0.625
+        lat, cond, target = items[0]
+        assert torch.allclose(model(lat[None], cond[None])[0][:, :-1], target[:, :-1], atol=1e-5)

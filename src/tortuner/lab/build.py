@@ -23,7 +23,7 @@ from tortuner.lab import train
 from tortuner.lab.speech import SpeechPlan, build_speech
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
-from tortuner.models.renderer import Renderer, RendererConfig
+from tortuner.models.renderer import Renderer, RendererConfig, fit_advance
 from tortuner.models.tortoise import CLVPConfig, GPTConfig, build_clvp, build_gpt
 
 STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
@@ -206,8 +206,11 @@ class WorldBuilder:
     def _stage_renderer(self, writer, seed):
         gpt = load_tortoise_model(self.paths.models, "gpt")
         items = self._renderer_items(self._training_clips(), gpt, random.Random(seed))
-        model = Renderer(_configs(self.size)["renderer"])
+        cfgs = _configs(self.size)
+        model = Renderer(cfgs["renderer"])
         hist = train.train_renderer(items, model, self.size.renderer_steps, self.size.batch, 48, writer, seed)
+        model.cfg.advance = fit_advance(model, items[:64])
+        save_model_config(self.paths.models, cfgs)  # now with the renderer's measured timing
         torch_save(model.state_dict(), self.paths.models / "renderer.pth")
         torch_save({"renderer": torch.tensor(hist)}, self.paths.work / "history_renderer.pt")
 

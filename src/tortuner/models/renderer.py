@@ -23,6 +23,7 @@ class RendererConfig:
     blocks: int = 4
     n_mels: int = 100
     cond_channels: int = 80
+    advance: float = 0.0      # univnet frames the output is moved earlier (set by `fit_advance` after training)
 
 
 def output_frames(num_codes: int) -> int:
@@ -58,4 +59,37 @@ class Renderer(nn.Module):
         cond = self.cond_enc(cond_mels.flatten(0, 1)).mean(-1).view(b, k, -1).mean(1)  # speaker vector (B, C)
         x = self.latent_in(latents.transpose(1, 2)) + cond[:, :, None]
         x = F.interpolate(x, size=output_frames(latents.shape[1]), mode="linear", align_corners=False)
-        return self.out(self.blocks(x))
+        return shift_frames(self.out(self.blocks(x)), self.cfg.advance)
+
+
+def shift_frames(mel: torch.Tensor, advance: float) -> torch.Tensor:
+    """mel (..., T) read `advance` frames later (linear interpolation, edges held): out[t] = mel[t + advance]."""
+    if not advance:
+        return mel
+    t = mel.shape[-1]
+    pos = (torch.arange(t, device=mel.device) + advance).clamp(0, t - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=t - 1)
+    w = (pos - lo).to(mel.dtype)
+    return mel[..., lo] * (1 - w) + mel[..., hi] * w
+
+
+@torch.no_grad()
+def fit_advance(model: Renderer, items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                grid: tuple[float, ...] = tuple(x / 8 for x in range(-12, 13))) -> float:
+    """The output shift (frames) with the least L1 to the real mels of `items` (latents, cond_mels, target).
+
+    A small regression renderer learns its timing only approximately: trained on aligned targets, the tiny lab
+    renderer still came out ~0.6 frames late on held-out speech, and the world's teacher then re-read only 46 %
+    of the rendered tokens instead of 60 %. Measured on the renderer's own training data (no tokenizer involved).
+    """
+    saved, errs = model.cfg.advance, {}
+    model.cfg.advance = 0.0
+    outs = [(model(lat[None], cond[None])[0], target) for lat, cond, target in items]
+    for a in grid:
+        errs[a] = 0.0
+        for o, t in outs:
+            n = min(o.shape[1], t.shape[1])
+            errs[a] += float((shift_frames(o, a)[:, :n] - t[:, :n]).abs().mean()) / len(outs)
+    model.cfg.advance = saved
+    return min(errs, key=errs.get)
