@@ -72,6 +72,10 @@ def test_run_without_hidden_then_score(world, tmp_path):
     state = run_lab(RunConfig(world=str(public_only), out=str(run), preset="test", threads=1))
     assert state["scored"] is False and (run / "dvae.pth").is_file() and not (run / "report.json").exists()
     assert all(state["stages"][s]["done"] for s in ("synth", "distill", "decoder", "recon", "improved", "select", "baseline"))
+    sel = state["stages"]["select"]
+    assert set(sel["public_clvp"]) == {"decoder", "recon", "improved"}
+    assert sel["selected"] == max(sel["public_clvp"], key=sel["public_clvp"].get)
+    assert (run / "dvae.pth").read_bytes() == (run / f"{sel['selected']}.pth").read_bytes()
 
     rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
     saved = read_json(run / "report.json")
