@@ -1,7 +1,6 @@
 """The lab's building blocks on real speech: espeak-ng speakers, Griffin-Lim inversion, the renderer."""
 
 
-import pytest
 import torch
 import torch.nn.functional as F
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from tortuner.audio.mel import DvaeMel
 from tortuner.checkpoints import load_tortoise_model
 from tortuner.finetune.gpt_data import encode_text
 from tortuner.synth import shards

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs, save_dvae
-from tortuner.files import TortunerError, read_json, write_json, write_text
+from tortuner.files import TortunerError, read_json, write_json
 from tortuner.finetune.gpt_data import COND_SAMPLES
 from tortuner.lab.world import WorldPaths
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline

@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from tortuner.checkpoints import load_dvae, model_configs, save_dvae
-from tortuner.files import TortunerError, torch_load, torch_save, write_json
+from tortuner.files import TortunerError, write_json
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import Augment, load_synth, pair_batch
 from tortuner.synth.shards import Pair

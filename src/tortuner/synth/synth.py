@@ -7,7 +7,6 @@ duplicates and `--shard i/n` x Accelerate processes fill one folder together.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
