@@ -1,0 +1,84 @@
+"""Is a world's renderer on time? Its output against the real clip, side by side for a range of output shifts.
+
+    .venv/bin/python benchmarks/lab_renderer_timing.py worlds/tiny [--clips 16]
+
+The renderer is run *without* its fitted `advance` (as trained), on held-out clips from teacher-forced latents.
+Printed per shift: univnet-mel L1 and energy-envelope correlation with the real clip (advance in univnet frames),
+and the hidden teacher's agreement when the Griffin-Lim waveform is moved earlier by 0.5 frame steps (samples at
+22.05 kHz), next to the same for Griffin-Lim of the real clip's own mel. The build's `fit_advance` value is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+import torch
+
+from tortuner.audio.griffinlim import univnet_mel_to_wav
+from tortuner.audio.io import load_audio, resample
+from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
+from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.lab.report import _examples
+from tortuner.lab.train import gpt_latents
+from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+from tortuner.models.renderer import shift_frames
+
+
+def _advance_wav(x: np.ndarray, samples: int) -> np.ndarray:
+    if samples > 0:
+        return np.concatenate([x[samples:], np.zeros(samples, np.float32)])
+    if samples < 0:
+        return np.concatenate([np.zeros(-samples, np.float32), x[:samples]])
+    return x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("world")
+    ap.add_argument("--clips", type=int, default=16)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    w = WorldPaths(args.world)
+    gpt, ren, teacher = load_tortoise_model(w.models, "gpt"), load_renderer(w.models), load_dvae(w.teacher).eval()
+    fitted, ren.cfg.advance = ren.cfg.advance, 0.0
+    mel, umel = DvaeMel(), UnivNetMel()
+    cs = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
+    rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
+    examples = _examples(rows, mel, cs, random.Random(0))
+    frames = [x / 4 for x in range(-4, 5)]
+    samples = [-256, -128, 0, 128, 192, 256]
+    l1, corr = {f: 0.0 for f in frames}, {f: 0.0 for f in frames}
+    agree = {("renderer", s): [0, 0] for s in samples} | {("vocoder", s): [0, 0] for s in samples}
+    with torch.no_grad():
+        for r, ex in zip(rows, examples):
+            x = load_audio(r["audio"], DVAE_SR).numpy()
+            target = umel(torch.from_numpy(resample(x, DVAE_SR, UNIVNET_SR))[None])[0]
+            out = ren(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+            n = min(out.shape[1], target.shape[1])
+            env = target[:, :n].exp().mean(0)
+            for f in frames:
+                o = shift_frames(out, f)[:, :n]
+                l1[f] += float((o - target[:, :n]).abs().mean()) / len(rows)
+                corr[f] += float(torch.corrcoef(torch.stack([o.exp().mean(0), env]))[0, 1]) / len(rows)
+            real = torch.tensor(r["tokens"])
+            for name, spec in (("renderer", out), ("vocoder", target)):
+                wav = resample(univnet_mel_to_wav(spec).numpy(), UNIVNET_SR, DVAE_SR)
+                for s in samples:
+                    back = teacher.tokenize(mel(torch.from_numpy(_advance_wav(wav, s).astype(np.float32))[None]))[0]
+                    m = min(back.numel(), real.numel())
+                    agree[(name, s)][0] += int((back[:m] == real[:m]).sum())
+                    agree[(name, s)][1] += m
+    print(f"{w.root}: renderer as trained (fitted advance in models.json: {fitted} frames), {len(rows)} held-out clips")
+    print("  advance (univnet frames)   L1      envelope corr")
+    for f in frames:
+        print(f"  {f:+6.2f}                   {l1[f]:.4f}  {corr[f]:.4f}")
+    print("  waveform advanced by (samples @22.05k)   teacher agreement: renderer   vocoder only")
+    for s in samples:
+        a, b = agree[("renderer", s)], agree[("vocoder", s)]
+        print(f"  {s:+5d}                                                 {a[0] / a[1]:.3f}      {b[0] / b[1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
