@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import dataclasses
-import typing
+
+from tortuner.config_args import add_config_args, config_from_args
 
 HELP = {
     "data": "dataset folder with train.txt / val.txt (`wavs/NAME.wav|text`) and optional clips.jsonl (speakers)",
@@ -61,29 +61,6 @@ CHOICES = {
 }
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (),
-                    positional: tuple[str, ...] = ()) -> None:
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kind = hints[f.name]
-        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # Optional[X] -> X
-        if f.name in positional:
-            parser.add_argument(f.name, help=HELP.get(f.name))
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        h = HELP.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
-        if base is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
-        else:
-            parser.add_argument(flag, dest=f.name, type=base, default=default, required=f.name in required, help=h,
-                                choices=CHOICES.get(f.name))
-
-
-def config_from_args(cls: type, args: argparse.Namespace):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
 def _finetune(args: argparse.Namespace) -> int:
     from tortuner.finetune.run import FinetuneConfig, run_finetune
 
@@ -123,13 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune TorToiSe's GPT on a prepared dataset (exact --resume; Accelerate)",
                        description="Fine-tune TorToiSe's GPT (UnifiedVoice) on a voice. Multi-GPU: "
                                    "`accelerate launch -m tortuner.cli finetune ...`.")
-    add_config_args(p, FinetuneConfig, required=("data", "dvae", "models", "out"))
+    add_config_args(p, FinetuneConfig, required=("data", "dvae", "models", "out"), help=HELP, choices=CHOICES)
     p.set_defaults(func=_finetune)
 
     p = sub.add_parser("export", help="write a fine-tune checkpoint as a stock-loadable autoregressive.pth")
-    add_config_args(p, ExportConfig, positional=("run",))
+    add_config_args(p, ExportConfig, positional=("run",), help=HELP, choices=CHOICES)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("speak", help="TorToiSe inference (GPT -> CLVP -> diffusion -> vocoder) with a (fine-tuned) GPT")
-    add_config_args(p, SpeakConfig, required=("models", "voice", "text", "out"))
+    add_config_args(p, SpeakConfig, required=("models", "voice", "text", "out"), help=HELP, choices=CHOICES)
     p.set_defaults(func=_speak)

@@ -174,7 +174,7 @@ def _markdown(path: Path, r: dict[str, Any]) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from tortuner.finetune.commands import config_from_args
+    from tortuner.config_args import config_from_args
 
     r = run_experiment(config_from_args(LabFinetuneConfig, args))
     print(f"lab finetune: NLL base {r['finetune_nll_base']:.4f}, oracle {r['finetune_nll_oracle']:.4f}, recovered "
@@ -183,9 +183,10 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def register(lab_sub: argparse._SubParsersAction) -> None:
-    from tortuner.finetune.commands import add_config_args
+    from tortuner.config_args import add_config_args
+    from tortuner.finetune.commands import CHOICES, HELP
 
     p = lab_sub.add_parser("finetune", help="fine-tune the world's GPT on its new voice with recovered vs. teacher tokens",
                            description=__doc__.split("\n\n")[0])
-    add_config_args(p, LabFinetuneConfig, required=("world", "run"))
+    add_config_args(p, LabFinetuneConfig, required=("world", "run"), help=HELP, choices=CHOICES)
     p.set_defaults(func=_cmd)

@@ -251,7 +251,7 @@ def run_lab(cfg: RunConfig) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tortuner.synth.commands import config_from_args
+    from tortuner.config_args import config_from_args
 
     rep = run_lab(config_from_args(RunConfig, args))
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, (dict, list))}, indent=2))
@@ -259,10 +259,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(lab_sub: argparse._SubParsersAction) -> None:
-    from tortuner.synth.commands import add_dataclass_flags
+    from tortuner.config_args import add_config_args
 
     p = lab_sub.add_parser("run", help="recover a world's tokenizer from its public half and score it",
                            description="synth -> distill -> decoder -> recon -> improved -> baseline on WORLD/public, "
                                        "then score against WORLD/hidden. Resumable; --ablation adds the seed's doubts.")
-    add_dataclass_flags(p, RunConfig)
+    add_config_args(p, RunConfig)
     p.set_defaults(func=_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tortuner.synth.commands import add_dataclass_flags, config_from_args
+from tortuner.config_args import add_config_args, config_from_args
 
 
 def _runner(cls, fn_name: str, module: str):
@@ -43,15 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
          "fine-tune the whole dVAE by reconstruction on real speech with an anchor loss; reports drift"),
     ]:
         p = rsub.add_parser(name, help=desc, description=desc)
-        add_dataclass_flags(p, cls, required=req)
+        add_config_args(p, cls, required=req)
         p.set_defaults(func=_runner(cls, fn, mod))
     ev = sub.add_parser("eval", help="score tokenizers")
     esub = ev.add_subparsers(dest="eval_command", metavar="WHAT")
     esub.required = True
     p = esub.add_parser("tokenizer", help="agreement vs a reference dVAE, GPT NLL, CLVP, recon error, usage",
                         description="Score a dVAE on a real-speech manifest.")
-    add_dataclass_flags(p, EvalConfig, required=("speech", "dvae"))
+    add_config_args(p, EvalConfig, required=("speech", "dvae"))
     p.set_defaults(func=_runner(EvalConfig, "run_eval", "tortuner.recover.evaluate"))
     p = sub.add_parser("baseline", help="fresh VQ-VAE from scratch on real speech (the no-recovery baseline)")
-    add_dataclass_flags(p, BaselineConfig, required=("speech", "models"))
+    add_config_args(p, BaselineConfig, required=("speech", "models"))
     p.set_defaults(func=_runner(BaselineConfig, "run_baseline", "tortuner.recover.baseline"))
