@@ -20,7 +20,7 @@ from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
-from tortuner.lab.report import _examples
+from tortuner.lab.report import _examples, token_hits
 from tortuner.lab.train import gpt_latents
 from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
 from tortuner.models.renderer import shift_frames
@@ -42,7 +42,6 @@ def main() -> None:
     torch.set_num_threads(1)
     w = WorldPaths(args.world)
     gpt, ren, teacher = load_tortoise_model(w.models, "gpt"), load_renderer(w.models), load_dvae(w.teacher).eval()
-    fitted, ren.cfg.advance = ren.cfg.advance, 0.0
     mel, umel = DvaeMel(), UnivNetMel()
     cs = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
     rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
@@ -55,7 +54,7 @@ def main() -> None:
         for r, ex in zip(rows, examples):
             x = load_audio(r["audio"], DVAE_SR).numpy()
             target = umel(torch.from_numpy(resample(x, DVAE_SR, UNIVNET_SR))[None])[0]
-            out = ren(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+            out = ren.unshifted(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
             n = min(out.shape[1], target.shape[1])
             env = target[:, :n].exp().mean(0)
             for f in frames:
@@ -66,11 +65,10 @@ def main() -> None:
             for name, spec in (("renderer", out), ("vocoder", target)):
                 wav = resample(univnet_mel_to_wav(spec).numpy(), UNIVNET_SR, DVAE_SR)
                 for s in samples:
-                    back = teacher.tokenize(mel(torch.from_numpy(_advance_wav(wav, s).astype(np.float32))[None]))[0]
-                    m = min(back.numel(), real.numel())
-                    agree[(name, s)][0] += int((back[:m] == real[:m]).sum())
+                    hit, m = token_hits(teacher, mel, torch.from_numpy(_advance_wav(wav, s)), real)
+                    agree[(name, s)][0] += hit
                     agree[(name, s)][1] += m
-    print(f"{w.root}: renderer as trained (fitted advance in models.json: {fitted} frames), {len(rows)} held-out clips")
+    print(f"{w.root}: renderer as trained (fitted advance in models.json: {ren.cfg.advance} frames), {len(rows)} held-out clips")
     print("  advance (univnet frames)   L1      envelope corr")
     for f in frames:
         print(f"  {f:+6.2f}                   {l1[f]:.4f}  {corr[f]:.4f}")

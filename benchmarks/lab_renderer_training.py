@@ -26,7 +26,7 @@ from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.files import read_json
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
-from tortuner.lab.report import _examples
+from tortuner.lab.report import _examples, token_hits
 from tortuner.lab.world import load_manifest
 from tortuner.models.renderer import Renderer
 
@@ -66,9 +66,8 @@ def main() -> None:
                 t = min(out.shape[1], target.shape[1])
                 l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())
                 wav = torch.from_numpy(resample(univnet_mel_to_wav(out).numpy(), UNIVNET_SR, DVAE_SR))
-                back, real = teacher.tokenize(mel(wav)[None])[0], torch.tensor(r["tokens"])
-                m = min(back.numel(), real.numel())
-                agree, n = agree + int((back[:m] == real[:m]).sum()), n + m
+                hit, m = token_hits(teacher, mel, wav, torch.tensor(r["tokens"]))
+                agree, n = agree + hit, n + m
         print(f"  {steps:5d}  {ch:8d}  {blocks:6d}  {seconds:7.0f}  {sum(l1) / len(l1):11.3f}  {agree / n:10.3f}", flush=True)
 
 

@@ -19,6 +19,7 @@ from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.checkpoints import load_dvae
+from tortuner.lab.report import token_hits
 from tortuner.lab.world import WorldPaths, load_manifest
 
 
@@ -37,10 +38,9 @@ def main() -> None:
     hits: dict[str, list[int]] = {}
 
     def score(name: str, wav: np.ndarray, ref: torch.Tensor) -> None:
-        toks = teacher.tokenize(mel(torch.from_numpy(wav.astype(np.float32))[None]))[0]
-        m = min(toks.numel(), ref.numel())
+        hit, m = token_hits(teacher, mel, torch.from_numpy(wav.astype(np.float32)), ref)
         h = hits.setdefault(name, [0, 0])
-        h[0] += int((toks[:m] == ref[:m]).sum())
+        h[0] += hit
         h[1] += m
 
     with torch.no_grad():

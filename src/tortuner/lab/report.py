@@ -20,13 +20,15 @@ from tortuner.files import atomic_path, torch_load  # noqa: E402
 from tortuner.finetune.gpt_data import GPTExample, code_nll, collate, crop_or_pad, encode_text  # noqa: E402
 from tortuner.lab.train import clvp_batch, gpt_latents  # noqa: E402
 from tortuner.lab.world import WorldPaths, load_manifest, load_renderer  # noqa: E402
+from tortuner.recover.evaluate import usage  # noqa: E402
 
 
-def codebook_usage(tokens: torch.Tensor, num_codes: int) -> dict:
-    counts = torch.bincount(tokens.flatten(), minlength=num_codes).float()
-    p = counts / counts.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
-    return {"perplexity": math.exp(entropy), "used_fraction": float((counts > 0).float().mean())}
+@torch.no_grad()
+def token_hits(dvae, mel: DvaeMel, wav: torch.Tensor, ref: torch.Tensor) -> tuple[int, int]:
+    """(matching, compared) tokens of `dvae` on a 22.05 kHz waveform against `ref`, over their common length."""
+    toks = dvae.tokenize(mel(wav.float()[None]))[0]
+    m = min(toks.numel(), ref.numel())
+    return int((toks[:m] == ref[:m]).sum()), m
 
 
 def _examples(rows: list[dict], mel: DvaeMel, cond_samples: int, rng: random.Random) -> list[GPTExample]:
@@ -62,7 +64,7 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         recon_mse.append(F.mse_loss(recon, m).item())
         recon_l1.append(F.l1_loss(recon, m).item())
         all_tokens.append(tokens.flatten())
-    usage = codebook_usage(torch.cat(all_tokens), k)
+    use = usage(all_tokens, k)
 
     # GPT: held-out per-token NLL of teacher tokens (texted eval clips).
     texted = [r for r in eval_rows if r["text"]]
@@ -89,9 +91,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
             real = torch.tensor(r["tokens"])
             for name, spec in (("renderer", out), ("vocoder", target)):
                 wav = torch.from_numpy(resample(univnet_mel_to_wav(spec).numpy(), UNIVNET_SR, DVAE_SR))
-                back = teacher.tokenize(mel(wav)[None])[0]
-                m = min(back.numel(), real.numel())
-                agree[name] += int((back[:m] == real[:m]).sum())
+                hit, m = token_hits(teacher, mel, wav, real)
+                agree[name] += hit
                 agree_n[name] += m
 
     # CLVP: held-out retrieval accuracy within batches of 8 (chance 1/8).
@@ -120,8 +121,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         "num_codes": k,
         "teacher_recon_mse": sum(recon_mse) / len(recon_mse),
         "teacher_recon_l1": sum(recon_l1) / len(recon_l1),
-        "teacher_perplexity": usage["perplexity"],
-        "teacher_used_fraction": usage["used_fraction"],
+        "teacher_perplexity": use["perplexity"],
+        "teacher_used_fraction": use["usage"],
         "gpt_nll": nll / max(n, 1),
         "gpt_nll_uniform": math.log(k),
         "gpt_nll_ratio_to_uniform": nll / max(n, 1) / math.log(k),

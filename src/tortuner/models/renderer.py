@@ -55,11 +55,15 @@ class Renderer(nn.Module):
 
     def forward(self, latents: torch.Tensor, cond_mels: torch.Tensor) -> torch.Tensor:
         """latents (B, N, latent_dim), cond_mels (B, k, 80, T) -> mel (B, n_mels, output_frames(N))."""
+        return shift_frames(self.unshifted(latents, cond_mels), self.cfg.advance)
+
+    def unshifted(self, latents: torch.Tensor, cond_mels: torch.Tensor) -> torch.Tensor:
+        """The network's output before the fitted `advance` (what training and `fit_advance` see)."""
         b, k = cond_mels.shape[:2]
         cond = self.cond_enc(cond_mels.flatten(0, 1)).mean(-1).view(b, k, -1).mean(1)  # speaker vector (B, C)
         x = self.latent_in(latents.transpose(1, 2)) + cond[:, :, None]
         x = F.interpolate(x, size=output_frames(latents.shape[1]), mode="linear", align_corners=False)
-        return shift_frames(self.out(self.blocks(x)), self.cfg.advance)
+        return self.out(self.blocks(x))
 
 
 def shift_frames(mel: torch.Tensor, advance: float) -> torch.Tensor:
@@ -83,13 +87,11 @@ def fit_advance(model: Renderer, items: list[tuple[torch.Tensor, torch.Tensor, t
     renderer still came out ~0.6 frames late on held-out speech, and the world's teacher then re-read only 46 %
     of the rendered tokens instead of 60 %. Measured on the renderer's own training data (no tokenizer involved).
     """
-    saved, errs = model.cfg.advance, {}
-    model.cfg.advance = 0.0
-    outs = [(model(lat[None], cond[None])[0], target) for lat, cond, target in items]
+    errs = {}
+    outs = [(model.unshifted(lat[None], cond[None])[0], target) for lat, cond, target in items]
     for a in grid:
         errs[a] = 0.0
         for o, t in outs:
             n = min(o.shape[1], t.shape[1])
             errs[a] += float((shift_frames(o, a)[:, :n] - t[:, :n]).abs().mean()) / len(outs)
-    model.cfg.advance = saved
     return min(errs, key=errs.get)
