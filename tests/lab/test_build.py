@@ -35,8 +35,9 @@ def test_layout_and_gates(world):
     report = json.loads(world.report.read_text())
     assert 0 < report["gpt_nll"] < report["gpt_nll_uniform"]
     assert report["teacher_perplexity"] > 1 and 0 < report["teacher_used_fraction"] <= 1
-    assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "clvp_above_chance",
-                                    "renderer_keeps_tokens"}
+    assert set(report["gates"]) == {"teacher_uses_codebook", "gpt_far_below_uniform", "gpt_beats_bigram",
+                                    "clvp_above_chance", "renderer_keeps_tokens"}
+    assert 0 < report["bigram_nll"] < report["gpt_nll_uniform"] + 0.5
     assert 0 <= report["renderer_roundtrip_agreement"] <= 1
     # Griffin-Lim of the real clip's own mel keeps most tokens even for a barely trained teacher
     assert 0.3 < report["vocoder_roundtrip_agreement"] <= 1

@@ -1,5 +1,6 @@
 """The lab's building blocks on real speech: espeak-ng speakers, Griffin-Lim inversion, the renderer."""
 
+import math
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +9,7 @@ from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
 from tortuner.lab.espeak import Speaker, speak
+from tortuner.lab.report import bigram_nll
 from tortuner.lab.speech import human_voices
 from tortuner.models.renderer import Renderer, RendererConfig, fit_advance, output_frames, shift_frames
 
@@ -79,3 +81,13 @@ def test_fit_advance_finds_a_late_renderer_and_forward_applies_it():
         model.cfg.advance = 0.625
         lat, cond, target = items[0]
         assert torch.allclose(model(lat[None], cond[None])[0][:, :-1], target[:, :-1], atol=1e-5)
+
+
+def test_bigram_reference_sees_code_order_and_nothing_else():
+    """A code sequence that cycles is near free for the bigram; shuffled codes cost about ln K; unseen order more."""
+    k, gen = 16, torch.Generator().manual_seed(0)
+    cycle = [torch.arange(k).repeat(8) for _ in range(6)]
+    shuffled = [torch.randint(0, k, (128,), generator=gen) for _ in range(6)]
+    assert bigram_nll(cycle[:4], cycle[4:], k) < 0.1
+    assert abs(bigram_nll(shuffled[:4], shuffled[4:], k) - math.log(k)) < 0.25
+    assert bigram_nll(cycle[:4], [c.flip(0) for c in cycle[4:]], k) > math.log(k)

@@ -31,6 +31,27 @@ def token_hits(dvae, mel: DvaeMel, wav: torch.Tensor, ref: torch.Tensor) -> tupl
     return int((toks[:m] == ref[:m]).sum()), m
 
 
+def bigram_nll(train: list[torch.Tensor], held_out: list[torch.Tensor], k: int) -> float:
+    """Per-token NLL (nats) of `held_out` under a code bigram model counted on `train`: no text, no voice.
+
+    The reference a GPT has to beat to show it reads the text and the voice, not only which code tends to follow
+    which. Counts are smoothed towards the unigram distribution; of a few smoothing strengths the best one on
+    `held_out` is kept, so the reference errs on the strong side.
+    """
+    pairs = torch.zeros(k + 1, k)  # row k: the start of a sequence
+    for seq in train:
+        prev = torch.cat([torch.tensor([k]), seq[:-1]])
+        pairs.index_put_((prev, seq), torch.ones(seq.numel()), accumulate=True)
+    unigram = (pairs.sum(0) + 1) / (pairs.sum() + k)
+    prev = torch.cat([torch.cat([torch.tensor([k]), seq[:-1]]) for seq in held_out])
+    nxt = torch.cat(held_out)
+    best = math.inf
+    for alpha in (1.0, 3.0, 10.0, 30.0, 100.0):
+        probs = (pairs + alpha * unigram) / (pairs.sum(1, keepdim=True) + alpha)
+        best = min(best, float(-probs[prev, nxt].log().mean()))
+    return best
+
+
 def _examples(rows: list[dict], mel: DvaeMel, cond_samples: int, rng: random.Random) -> list[GPTExample]:
     by_speaker: dict[str, list[dict]] = {}
     for r in rows:
@@ -73,6 +94,10 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
     for i in range(0, len(examples), 8):
         s, c = code_nll(gpt, collate(examples[i : i + 8], gpt.stop_mel_token))
         nll, n = nll + s, n + c
+
+    # The same tokens under a text- and voice-free code bigram counted on the teacher's training speech.
+    train_tokens = [torch.tensor(r["tokens"]) for r in load_manifest(paths.teacher_speech) if r["text"]]
+    bigram = bigram_nll(train_tokens, [torch.tensor(r["tokens"]) for r in texted], k)
 
     # Renderer: held-out univnet-mel L1 from teacher-forced latents.
     umel = UnivNetMel()
@@ -126,6 +151,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         "gpt_nll": nll / max(n, 1),
         "gpt_nll_uniform": math.log(k),
         "gpt_nll_ratio_to_uniform": nll / max(n, 1) / math.log(k),
+        "bigram_nll": bigram,
+        "bigram_nll_ratio_to_uniform": bigram / math.log(k),
         "renderer_l1": sum(r_l1) / max(len(r_l1), 1),
         "renderer_roundtrip_agreement": agree["renderer"] / max(agree_n["renderer"], 1),
         "vocoder_roundtrip_agreement": agree["vocoder"] / max(agree_n["vocoder"], 1),
@@ -139,6 +166,7 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
     report["gates"] = {
         "teacher_uses_codebook": report["teacher_used_fraction"] >= 0.5,
         "gpt_far_below_uniform": report["gpt_nll_ratio_to_uniform"] < 0.6,
+        "gpt_beats_bigram": report["gpt_nll"] < report["bigram_nll"],
         "clvp_above_chance": (report["clvp_retrieval_top1"] or 0) > 2 * report["clvp_chance"],
         "renderer_keeps_tokens": report["renderer_roundtrip_agreement"] > 10 / k,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -96,9 +97,20 @@ def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples
     return GPTExample(encode_text(clip.text), clip.tokens, clip.wav.numel(), mel(conds))
 
 
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set every dropout of a model (the stock GPT-2 config has no argument for it)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = p
+
+
 def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
-              writer: SummaryWriter, seed: int, lr: float = 1e-3) -> list[float]:
-    """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay."""
+              writer: SummaryWriter, seed: int, lr: float = 1e-3,
+              hook: Callable[[int], None] | None = None) -> list[float]:
+    """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay.
+
+    `hook(step)` runs after every step (benchmarks use it to score the GPT along the way).
+    """
     rng = random.Random(seed)
     mel = DvaeMel()
     by_speaker: dict[str, list[Clip]] = {}
@@ -125,6 +137,8 @@ def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, c
         if step % 25 == 0:
             writer.add_scalar("gpt/mel_ce", loss_mel.item(), step)
             writer.add_scalar("gpt/text_ce", loss_text.item(), step)
+        if hook is not None:
+            hook(step + 1)
     gpt.eval()
     return history
 
