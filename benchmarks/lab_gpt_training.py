@@ -25,7 +25,7 @@ from tortuner.checkpoints import load_dvae
 from tortuner.files import read_json
 from tortuner.finetune.gpt_data import code_nll, collate
 from tortuner.lab import train
-from tortuner.lab.build import SIZES, BuildConfig, WorldBuilder, _configs
+from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
 from tortuner.lab.report import _examples
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.tortoise import build_gpt
