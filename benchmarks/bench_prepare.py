@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tortuner.data import corrupt as C
+from tortuner.audio.espeak import synthesize
 from tortuner.data.prepare import PrepareConfig, run
 from tortuner.data.stream import StreamResampler, probe, read_blocks
 from tortuner.data.vad import VAD_SR, SpeechDetector
@@ -28,7 +28,7 @@ from tortuner.synth.sentences import text_lines
 def make_recording(path: Path, minutes: float, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     voices = ("en-us", "en-gb", "en-us+m3")
-    pool = [C.espeak(t, 22050, voice=voices[i % 3]) for i, t in enumerate(text_lines(40, seed=seed, max_words=30))]
+    pool = [synthesize(t, 22050, voice=voices[i % 3]) for i, t in enumerate(text_lines(40, seed=seed, max_words=30))]
     with sf.SoundFile(str(path), "w", samplerate=22050, channels=1, subtype="PCM_16") as f:
         total = 0.0
         while total < minutes * 60:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tortuner.data import corrupt as C
+from tortuner.audio.espeak import synthesize
 
 
 @dataclass
@@ -29,7 +29,7 @@ def sentences() -> list[np.ndarray]:
     """14 espeak-ng sentences (22.05 kHz, leading/trailing silence trimmed), 2-5 s each."""
     from tortuner.synth.sentences import text_lines
 
-    return [_trimmed(C.espeak(t, 22050)) for t in text_lines(14, seed=5, min_words=6, max_words=12)]
+    return [_trimmed(synthesize(t, 22050)) for t in text_lines(14, seed=5, min_words=6, max_words=12)]
 
 
 def build_recording(path: Path, parts: list[np.ndarray | float], sr: int = 22050, channels: int = 1) -> Recording:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tortuner.audio.espeak import synthesize
 from tortuner.data import corrupt as C
 from tortuner.data import filters as F
 from tortuner.data.calibrate import evaluate, real_speech_pass_rate, speech_set
@@ -48,7 +49,7 @@ def test_reference_similarity_prefers_same_voice() -> None:
     (a, b), (c, _) = speech_set(2, seed=3)  # a and c: two voices; b: a third
     emb = F.VoiceEmbedder()
     ref = emb.windows(a).mean(axis=0)
-    same = C.espeak("An entirely different sentence, spoken by the very same synthetic voice.", F.SR, voice="en-us")
+    same = synthesize("An entirely different sentence, spoken by the very same synthetic voice.", F.SR, voice="en-us")
     assert F.reference_similarity(emb.windows(same), ref) > F.reference_similarity(emb.windows(b), ref)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tortuner.audio.espeak import synthesize
 from tortuner.data import corrupt as C
 from tortuner.data import filters as F
 
@@ -56,8 +57,8 @@ def speech_set(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     texts = text_lines(2 * n, seed=seed, min_words=22, max_words=34)
     out = []
     for i in range(n):
-        a = C.espeak(texts[2 * i], SR, voice=VOICES[i % len(VOICES)])
-        b = C.espeak(texts[2 * i + 1], SR, voice=VOICES[(i + 3) % len(VOICES)], pitch=70 if i % 2 else 30)
+        a = synthesize(texts[2 * i], SR, voice=VOICES[i % len(VOICES)])
+        b = synthesize(texts[2 * i + 1], SR, voice=VOICES[(i + 3) % len(VOICES)], pitch=70 if i % 2 else 30)
         out.append((a, b))
     return out
 

@@ -16,16 +16,6 @@ import soundfile as sf
 from tortuner.audio.io import resample
 
 
-def espeak(text: str, sr: int, voice: str = "en-us", pitch: int = 50, rate: int = 160) -> np.ndarray:
-    """espeak-ng speech at `sr` (espeak-ng itself renders 22.05 kHz)."""
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "s.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(out), text],
-                       check=True, capture_output=True)
-        wav, file_sr = sf.read(str(out), dtype="float32")
-    return resample(wav, file_sr, sr)
-
-
 def _power(x: np.ndarray) -> float:
     """Active level: mean power of the louder half of 20 ms frames (so pauses do not dilute it)."""
     n = len(x) // 320 * 320
