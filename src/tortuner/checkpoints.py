@@ -98,6 +98,13 @@ def model_configs(models_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def cond_samples_of(configs: dict[str, Any]) -> int:
+    """The GPT's conditioning window in 22.05 kHz samples: DL-Art-School's 44000 for TorToiSe, a lab world's own."""
+    from tortuner.finetune.gpt_data import COND_SAMPLES
+
+    return int(configs.get("lab", {}).get("cond_samples", COND_SAMPLES))
+
+
 def read_model_state(path: Path, name: str) -> dict[str, torch.Tensor]:
     sd = torch_load(path, f"TorToiSe {name} weights", f"get it from {WHERE_TO_GET}")
     if name == "vocoder" and isinstance(sd, dict) and "model_g" in sd:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from tortuner.audio.io import AudioError, find_audio, load_audio, save_wav
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import MODEL_FILES, load_tortoise_model, model_configs
+from tortuner.checkpoints import MODEL_FILES, cond_samples_of, load_tortoise_model, model_configs
 from tortuner.files import TortunerError
 from tortuner.finetune.gpt_data import encode_text
 from tortuner.models.tortoise import NUM_CODES, SILENCE_TOKEN
@@ -163,7 +163,7 @@ def speak(cfg: SpeakConfig) -> dict[str, Any]:
         from tortuner.lab.world import load_renderer
 
         renderer = load_renderer(models).to(device)
-        cond = int(configs.get("lab", {}).get("cond_samples", GPT_COND_SAMPLES))
+        cond = cond_samples_of(configs)
         rconds = torch.stack([mel(_pad_or_truncate(c, cond).to(device)) for c in clips])[None]
         wav = univnet_mel_to_wav(renderer(latents, rconds)).flatten()
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from tortuner.checkpoints import load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_tortoise_model, model_configs
 from tortuner.files import TortunerError, atomic_path, load_safetensors, read_json, write_json, write_text
 from tortuner.finetune.dataset import ExampleSource, LimitReport, attach_tokens, fixed_batches, read_dataset, sha_file
 from tortuner.finetune.trainer import TrainConfig, evaluate, find_checkpoint, train_gpt
@@ -69,7 +69,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
         raise TortunerError(f"{recovered}: no recovered dVAE (run `tortuner lab run --world {world.root} --out {run}`)")
     configs = model_configs(world.models)
     gcfg = configs["gpt"]
-    cond = int(configs.get("lab", {}).get("cond_samples", 44000))
+    cond = cond_samples_of(configs)
     max_samples, max_text = (gcfg.max_mel_tokens - 2) * gcfg.mel_length_compression, gcfg.max_text_tokens
     out = run / "finetune"
     cache = out / "token-cache"

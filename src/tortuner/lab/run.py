@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs, save_dvae
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.files import TortunerError, read_json, write_json
-from tortuner.finetune.gpt_data import COND_SAMPLES
 from tortuner.lab.world import WorldPaths
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
 from tortuner.recover.data import load_real
@@ -158,7 +157,7 @@ class LabRun:
                                            steps=pr.baseline_steps, batch=pr.batch, seed=self.cfg.seed))
 
     def _cond_samples(self) -> int:
-        return model_configs(self.world.models).get("lab", {}).get("cond_samples", COND_SAMPLES)
+        return cond_samples_of(model_configs(self.world.models))
 
     # -------------------------------------------------------------------------------------------- scoring
     def score(self) -> dict:

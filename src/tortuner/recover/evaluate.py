@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.finetune.gpt_data import COND_SAMPLES, GPTExample, code_nll, collate, crop_or_pad, encode_text
 from tortuner.models.dvae import DiscreteVAE
 from tortuner.recover.data import RealClip, load_real
@@ -117,7 +117,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     if cfg.models:
         gpt = load_tortoise_model(cfg.models, "gpt").eval()
         clvp = load_tortoise_model(cfg.models, "clvp").eval()
-        cond_samples = model_configs(cfg.models).get("lab", {}).get("cond_samples", COND_SAMPLES)
+        cond_samples = cond_samples_of(model_configs(cfg.models))
     out = evaluate(load_dvae(cfg.dvae), clips, ref, gpt, clvp, cond_samples)
     if ref is not None:
         out.update(reference_metrics(ref, clips))

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs, save_dvae
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.files import write_json
-from tortuner.finetune.gpt_data import COND_SAMPLES
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
 from tortuner.recover.distill import CodeTrainer
 from tortuner.recover.pseudo import pseudo_pairs
@@ -72,7 +71,7 @@ def run_recon(cfg: ReconConfig) -> dict:
     gpt = None
     if cfg.pseudo_weight > 0:
         gpt = load_tortoise_model(cfg.models, "gpt").eval()
-        cond_samples = model_configs(cfg.models).get("lab", {}).get("cond_samples", COND_SAMPLES)
+        cond_samples = cond_samples_of(model_configs(cfg.models))
     rounds = max(1, cfg.pseudo_rounds) if gpt is not None else 1
     summary: dict = {"real_clips": len(real)}
     step_total = 0
