@@ -7,7 +7,7 @@ import torch
 from tortuner.checkpoints import load_tortoise_model
 from tortuner.finetune.gpt_data import encode_text
 from tortuner.synth import shards
-from tortuner.synth.sample import SamplingConfig, sample_codes
+from tortuner.synth.sample import SamplingConfig, sample_codes, teacher_forced
 from tortuner.synth.synth import SynthConfig, run_synth
 
 
@@ -17,11 +17,12 @@ def test_greedy_sampling_depends_on_prompt(tiny_models):
     gpt = load_tortoise_model(tiny_models, "gpt")
     for p in gpt.parameters():  # random weights are too flat to show differences: sharpen them
         p.data.mul_(4.0)
-    cond = torch.randn(2, 80, 100)
+    cond = gpt.get_conditioning(torch.randn(1, 2, 80, 100))
+    other = gpt.get_conditioning(torch.randn(1, 2, 80, 100) * 3)
     cfg = SamplingConfig(max_tokens=20)
     a = sample_codes(gpt, cond, encode_text("hello there, my friend"), 1, cfg, greedy=True)[0]
     b = sample_codes(gpt, cond, encode_text("a completely different sentence about cats"), 1, cfg, greedy=True)[0]
-    c = sample_codes(gpt, torch.randn(2, 80, 100) * 3, encode_text("hello there, my friend"), 1, cfg, greedy=True)[0]
+    c = sample_codes(gpt, other, encode_text("hello there, my friend"), 1, cfg, greedy=True)[0]
     assert not torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -45,3 +46,22 @@ def test_synth_tortoise_path_resume_shards_and_view(tiny_models, tiny_speech, tm
     top = shards.select(rows2, clvp_top=0.5)
     assert 0 < len(top) < len(rows2)
     assert min(r["clvp"] for r in top) >= max(r["clvp"] for r in rows2 if r not in top)
+
+
+def test_teacher_forced_batch_equals_each_sequence_alone(tiny_models):
+    """One padded forward gives every sequence the latents and log-likelihood it gets alone (and code_nll's)."""
+    from tortuner.finetune.gpt_data import GPTExample, code_nll, collate
+
+    torch.manual_seed(0)
+    gpt = load_tortoise_model(tiny_models, "gpt").eval()
+    cond_mels = torch.randn(2, 80, 100)
+    cond = gpt.get_conditioning(cond_mels[None])
+    text = encode_text("a short line of text")
+    codes = [torch.randint(0, 64, (n,)) for n in (7, 12, 3)]
+    lats, logliks = teacher_forced(gpt, cond, text, codes)
+    for c, lat, ll in zip(codes, lats, logliks):
+        (alone,), (ll_alone,) = teacher_forced(gpt, cond, text, [c])
+        assert lat.shape == (c.numel(), gpt.model_dim)
+        assert torch.allclose(lat, alone, atol=1e-5) and abs(ll - ll_alone) < 1e-5
+        nll, n = code_nll(gpt, collate([GPTExample(text, c, c.numel() * 1024, cond_mels)], gpt.stop_mel_token))
+        assert n == c.numel() and abs(ll + nll / n) < 1e-4

@@ -1,6 +1,6 @@
 """Codes -> audio -> the dVAE mel a synthetic pair stores.
 
-Two renderers, one contract (`render(cond, text, codes) -> 24 kHz waveform`):
+Two renderers, one contract (`render(cond, latents) -> 24 kHz waveform`, latents from `sample.teacher_forced`):
 * `TortoiseRenderer`: the stock diffusion decoder with TorToiSe's SpacedDiffusion sampler and conditioning-free
   guidance, then the UnivNet vocoder (real TorToiSe, or tiny random-weight stock models in tests);
 * `LabRenderer`: the lab world's renderer + Griffin-Lim.
@@ -18,7 +18,6 @@ from torch import nn
 from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, FRAMES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.finetune.gpt_data import crop_or_pad
-from tortuner.synth.sample import teacher_forced_latents
 
 DIFFUSION_COND_SAMPLES = 102400  # tortoise.api pads/cuts each 24 kHz conditioning clip to this
 
@@ -36,26 +35,26 @@ def make_conditioning(wavs: list[torch.Tensor], cond_samples: int, mel: DvaeMel)
 
 
 class LabRenderer:
-    def __init__(self, gpt: nn.Module, renderer: nn.Module, griffin_lim_iters: int = 32):
-        self.gpt, self.renderer, self.iters = gpt, renderer.eval(), griffin_lim_iters
+    def __init__(self, renderer: nn.Module, griffin_lim_iters: int = 32):
+        self.renderer, self.iters = renderer.eval(), griffin_lim_iters
 
     @torch.no_grad()
-    def render(self, cond: Conditioning, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    def render(self, cond: Conditioning, latents: torch.Tensor) -> torch.Tensor:
         from tortuner.audio.griffinlim import univnet_mel_to_wav
 
-        lat = teacher_forced_latents(self.gpt, cond.mels, text, codes)
-        mel = self.renderer(lat[None], cond.mels[None])
+        device = next(self.renderer.parameters()).device
+        mel = self.renderer(latents[None].to(device), cond.mels[None].to(device))
         return univnet_mel_to_wav(mel[0], n_iter=self.iters)
 
 
 class TortoiseRenderer:
     """Diffusion decoder + vocoder, sampled as tortoise.api's `tts()` does (steps and guidance configurable)."""
 
-    def __init__(self, gpt: nn.Module, diffusion: nn.Module, vocoder: nn.Module, steps: int = 50,
+    def __init__(self, diffusion: nn.Module, vocoder: nn.Module, steps: int = 50,
                  cond_free: bool = True, cond_free_k: float = 2.0, temperature: float = 1.0):
         from tortoise.utils.diffusion import SpacedDiffusion, get_named_beta_schedule, space_timesteps
 
-        self.gpt, self.diffusion, self.vocoder = gpt, diffusion.eval(), vocoder
+        self.diffusion, self.vocoder = diffusion.eval(), vocoder
         vocoder.eval()  # (weight norm already removed by the loader when it was; plain eval keeps it either way)
         self.temperature = temperature
         self.diffuser = SpacedDiffusion(use_timesteps=space_timesteps(4000, [steps]), model_mean_type="epsilon",
@@ -65,7 +64,7 @@ class TortoiseRenderer:
         self.umel = UnivNetMel()
 
     @torch.no_grad()
-    def render(self, cond: Conditioning, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    def render(self, cond: Conditioning, latents: torch.Tensor) -> torch.Tensor:
         from tortoise.utils.audio import denormalize_tacotron_mel
 
         device = next(self.diffusion.parameters()).device
@@ -74,7 +73,7 @@ class TortoiseRenderer:
             w24 = torch.from_numpy(resample(w.numpy(), DVAE_SR, UNIVNET_SR))
             conds.append(self.umel(crop_or_pad(w24, DIFFUSION_COND_SAMPLES)[None])[0])
         cond_latent = self.diffusion.get_conditioning(torch.stack(conds)[None].to(device))
-        lat = teacher_forced_latents(self.gpt, cond.mels, text, codes)[None].to(device)
+        lat = latents[None].to(device)
         frames = lat.shape[1] * FRAMES_PER_TOKEN * UNIVNET_SR // DVAE_SR
         emb = self.diffusion.timestep_independent(lat, cond_latent, frames, False)
         noise = torch.randn(1, 100, frames, device=device) * self.temperature

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN
-from tortuner.finetune.gpt_data import GPTExample, code_nll, collate
 
 
 @dataclass
@@ -41,39 +40,43 @@ def cut_at_stop(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_codes(gpt: nn.Module, cond_mels: torch.Tensor, text: torch.Tensor, n: int, cfg: SamplingConfig,
+def sample_codes(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor, n: int, cfg: SamplingConfig,
                  greedy: bool = False) -> list[torch.Tensor]:
-    """`n` code sequences for one text (Lt,) and one conditioning (k, 80, T), batched in one generate call."""
+    """`n` code sequences for one text (Lt,) and one voice, batched in one generate call.
+
+    `cond_latent` (1, model_dim) is `gpt.get_conditioning(cond_mels[None])`: computed once per voice and shared with
+    `teacher_forced`, since the conditioning encoder costs more than the GPT itself at the lab's sizes.
+    """
     prepare_for_sampling(gpt)
     device = next(gpt.parameters()).device
-    latent = gpt.get_conditioning(cond_mels[None].to(device))
     kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, top_p=cfg.top_p, temperature=cfg.temperature)
     max_len = min(cfg.max_tokens, gpt.max_mel_tokens - 3)
-    out = gpt.inference_speech(latent, text[None].to(device), num_return_sequences=n, max_generate_length=max_len,
-                               repetition_penalty=cfg.repetition_penalty, length_penalty=cfg.length_penalty,
-                               **kwargs)
+    out = gpt.inference_speech(cond_latent.to(device), text[None].to(device), num_return_sequences=n,
+                               max_generate_length=max_len, repetition_penalty=cfg.repetition_penalty,
+                               length_penalty=cfg.length_penalty, **kwargs)
     return [cut_at_stop(row.cpu(), gpt.start_mel_token) for row in out]
 
 
 @torch.no_grad()
-def teacher_forced_latents(gpt: nn.Module, cond_mels: torch.Tensor, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """(N, model_dim) GPT latents of `codes`, teacher-forced, which TorToiSe feeds its diffusion decoder."""
-    device = next(gpt.parameters()).device
-    b = collate([GPTExample(text, codes, codes.numel() * SAMPLES_PER_TOKEN, cond_mels)], gpt.stop_mel_token)
-    b = {k: v.to(device) for k, v in b.items()}
-    conds = gpt.get_conditioning(b["cond_mels"])
-    return gpt(conds, b["text"], b["text_lengths"], b["codes"], b["wav_lengths"], return_latent=True)[0].cpu()
+def teacher_forced(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor,
+                   codes: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
+    """GPT latents (N_i, model_dim) and mean log-likelihood (nats) per code of each sequence, in one forward pass.
 
-
-@torch.no_grad()
-def code_loglik(gpt: nn.Module, cond_mels: torch.Tensor, text: torch.Tensor, codes: torch.Tensor) -> float:
-    """Mean per-token log-likelihood (nats) of `codes` under the GPT, teacher-forced."""
-    if codes.numel() == 0:
-        return float("nan")
-    b = collate([GPTExample(text, codes, codes.numel() * SAMPLES_PER_TOKEN, cond_mels)], gpt.stop_mel_token)
+    The latents are what TorToiSe feeds its diffusion decoder; the log-likelihood scores each pair. All sequences
+    share the text and voice and are padded at their end only, so the causal GPT gives each one exactly what it would
+    give it alone.
+    """
     device = next(gpt.parameters()).device
-    nll, count = code_nll(gpt, {k: v.to(device) for k, v in b.items()})
-    return -nll / max(count, 1)
+    n = torch.tensor([c.numel() for c in codes])
+    padded = torch.full((len(codes), int(n.max())), gpt.stop_mel_token, dtype=torch.long)
+    for i, c in enumerate(codes):
+        padded[i, : c.numel()] = c
+    lat = gpt(cond_latent.to(device).expand(len(codes), -1), text[None].expand(len(codes), -1).to(device),
+              torch.full((len(codes),), text.numel(), device=device), padded.to(device),
+              (n * SAMPLES_PER_TOKEN).to(device), return_latent=True)
+    logp = gpt.mel_head(lat).float().log_softmax(-1).gather(-1, padded[..., None].to(device))[..., 0].cpu()
+    lat = lat.cpu()
+    return [lat[i, : n[i]] for i in range(len(codes))], [float(logp[i, : n[i]].mean()) for i in range(len(codes))]
 
 
 @torch.no_grad()

@@ -19,12 +19,12 @@ from tqdm import tqdm
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_tortoise_model, model_configs
 from tortuner.files import TortunerError, read_jsonl, write_json
-from tortuner.finetune.gpt_data import COND_SAMPLES, encode_text
+from tortuner.finetune.gpt_data import encode_text
 from tortuner.synth import shards
 from tortuner.synth.render import LabRenderer, TortoiseRenderer, make_conditioning, to_dvae_mel
-from tortuner.synth.sample import SamplingConfig, clvp_score, code_loglik, sample_codes
+from tortuner.synth.sample import SamplingConfig, clvp_score, sample_codes, teacher_forced
 from tortuner.synth.sentences import text_line
 
 
@@ -84,14 +84,14 @@ def _writer(cfg: SynthConfig) -> tuple[int, int, torch.device]:
     return i * procs + rank, n * procs, device
 
 
-def load_renderer_for(models: Path, kind: str, gpt, device, cfg: SynthConfig):
+def load_renderer_for(models: Path, kind: str, device, cfg: SynthConfig):
     if kind == "auto":
         kind = "lab" if "renderer" in model_configs(models) else "tortoise"
     if kind == "lab":
         from tortuner.lab.world import load_renderer
 
-        return LabRenderer(gpt, load_renderer(models).to(device), cfg.griffin_lim_iters)
-    return TortoiseRenderer(gpt, load_tortoise_model(models, "diffusion").to(device),
+        return LabRenderer(load_renderer(models).to(device), cfg.griffin_lim_iters)
+    return TortoiseRenderer(load_tortoise_model(models, "diffusion").to(device),
                             load_tortoise_model(models, "vocoder").to(device), cfg.diffusion_steps, cfg.cond_free)
 
 
@@ -104,8 +104,8 @@ def run_synth(cfg: SynthConfig) -> dict:
     models = Path(cfg.models)
     gpt = load_tortoise_model(models, "gpt").to(device).eval()
     clvp = load_tortoise_model(models, "clvp").to(device).eval()
-    renderer = load_renderer_for(models, cfg.renderer, gpt, device, cfg)
-    cond_samples = model_configs(models).get("lab", {}).get("cond_samples", COND_SAMPLES)
+    renderer = load_renderer_for(models, cfg.renderer, device, cfg)
+    cond_samples = cond_samples_of(model_configs(models))
     voices = _speech_rows(cfg.speech)
     names = sorted(voices)
     texts = Path(cfg.texts).read_text().splitlines() if cfg.texts else []
@@ -132,13 +132,15 @@ def run_synth(cfg: SynthConfig) -> dict:
         temp = max(0.05, cfg.temperature + rng.uniform(-cfg.temperature_jitter, cfg.temperature_jitter))
         scfg = SamplingConfig(temp, cfg.top_p, cfg.repetition_penalty, 1.0, cfg.max_tokens)
         ids = encode_text(text)
-        for j, codes in enumerate(sample_codes(gpt, cond.mels, ids, spt, scfg)):
-            if g * spt + j >= cfg.num_pairs or codes.numel() < 2:
-                continue
-            wav = renderer.render(cond, ids, codes)
-            m = to_dvae_mel(wav, codes.numel(), mel)
-            row = {"id": g * spt + j, "text": text, "speaker": speaker, "temperature": round(temp, 3),
-                   "clvp": clvp_score(clvp, ids, codes), "loglik": code_loglik(gpt, cond.mels, ids, codes)}
+        with torch.no_grad():
+            cond_latent = gpt.get_conditioning(cond.mels[None].to(device))
+        kept = [(g * spt + j, c) for j, c in enumerate(sample_codes(gpt, cond_latent, ids, spt, scfg))
+                if g * spt + j < cfg.num_pairs and c.numel() >= 2]
+        latents, logliks = teacher_forced(gpt, cond_latent, ids, [c for _, c in kept]) if kept else ([], [])
+        for (item, codes), lat, loglik in zip(kept, latents, logliks):
+            m = to_dvae_mel(renderer.render(cond, lat), codes.numel(), mel)
+            row = {"id": item, "text": text, "speaker": speaker, "temperature": round(temp, 3),
+                   "clvp": clvp_score(clvp, ids, codes), "loglik": loglik}
             pending.append((m, codes, row))
             made += 1
         if len(pending) >= cfg.batch_items or g == todo[-1]:
