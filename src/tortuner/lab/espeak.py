@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import random
-import shutil
-import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from tortuner.audio.io import load_audio
+from tortuner.audio.espeak import synthesize
 from tortuner.audio.mel import DVAE_SR
-from tortuner.files import TortunerError
 
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
@@ -35,17 +29,8 @@ class Speaker:
         return asdict(self)
 
 
-def random_speaker(rng: random.Random, voices: list[str] = VOICES) -> Speaker:
-    return Speaker(rng.choice(voices), rng.choice(VARIANTS), rng.randint(25, 80), rng.randint(135, 195))
-
-
 def speak(text: str, speaker: Speaker) -> torch.Tensor:
     """espeak-ng speech as a 1-D float tensor at 22.05 kHz (espeak-ng's native rate), deterministic."""
-    if shutil.which("espeak-ng") is None:
-        raise TortunerError("espeak-ng is not installed (apt-get install espeak-ng)")
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "x.wav"
-        subprocess.run(["espeak-ng", "-v", f"{speaker.voice}+{speaker.variant}", "-p", str(speaker.pitch),
-                        "-s", str(speaker.rate), "-w", str(out), text], check=True, capture_output=True)
-        wav = load_audio(out, DVAE_SR)
+    wav = torch.from_numpy(synthesize(text, DVAE_SR, f"{speaker.voice}+{speaker.variant}", speaker.pitch,
+                                      speaker.rate))
     return wav * (0.5 / wav.abs().max().clamp(min=1e-4))  # espeak's level varies by variant: normalise the peak
