@@ -11,6 +11,7 @@ variants side by side to compare them; nothing of the world is changed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 import tempfile
@@ -57,6 +58,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.0, help="0 = the world size's gpt_lr")
     ap.add_argument("--dropout", type=float, default=-1.0, help="GPT-2 dropouts (stock 0.1); -1 = the size's")
     ap.add_argument("--cond-samples", type=int, default=0, help="0 = the world size's cond_samples")
+    ap.add_argument("--layers", type=int, default=0, help="0 = the world size's gpt_layers")
+    ap.add_argument("--dim", type=int, default=0, help="0 = the world size's gpt_dim")
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -73,10 +76,11 @@ def main() -> None:
     seen = _scored(builder.paths.teacher_speech, teacher, mel, cond, 32)
 
     torch.manual_seed(args.seed)
+    size = dataclasses.replace(size, gpt_layers=args.layers or size.gpt_layers, gpt_dim=args.dim or size.gpt_dim)
     gpt = build_gpt(_configs(size)["gpt"])
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
     train.set_dropout(gpt, dropout)
-    print(f"{args.world}: steps {steps} batch {batch} lr {lr:g} dropout "
+    print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
           f"{dropout:g} cond {cond}; {len(clips)} training clips, "
           f"{len(held_out)} eval clips; NLL / ln {k}", flush=True)
     clock = {"t": time.time(), "train": 0.0}

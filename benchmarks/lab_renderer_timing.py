@@ -51,10 +51,10 @@ def main() -> None:
     l1, corr = {f: 0.0 for f in frames}, {f: 0.0 for f in frames}
     agree = {("renderer", s): [0, 0] for s in samples} | {("vocoder", s): [0, 0] for s in samples}
     with torch.no_grad():
-        for r, ex in zip(rows, examples):
+        for r, ex, lat in zip(rows, examples, gpt_latents(gpt, examples)):
             x = load_audio(r["audio"], DVAE_SR).numpy()
             target = umel(torch.from_numpy(resample(x, DVAE_SR, UNIVNET_SR))[None])[0]
-            out = ren.unshifted(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+            out = ren.unshifted(lat[None], ex.cond_mels[None])[0]
             n = min(out.shape[1], target.shape[1])
             env = target[:, :n].exp().mean(0)
             for f in frames:

@@ -60,8 +60,8 @@ def main() -> None:
         agree = n = 0
         l1 = []
         with torch.no_grad():
-            for r, ex in zip(rows, examples):
-                out = model(train.gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+            for r, ex, lat in zip(rows, examples, train.gpt_latents(gpt, examples)):
+                out = model(lat[None], ex.cond_mels[None])[0]
                 target = umel(torch.from_numpy(resample(load_audio(r["audio"], DVAE_SR).numpy(), DVAE_SR, UNIVNET_SR)))[0]
                 t = min(out.shape[1], target.shape[1])
                 l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())

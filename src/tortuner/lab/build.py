@@ -53,7 +53,10 @@ class LabSize:
     # The stock GPT-2 dropout (0.1) only slowed the lab GPT (~25 % per step) without helping held-out NLL
     # (benchmarks/lab_gpt_training.py); what stops it overfitting is more lines per speaker.
     gpt_dropout: float = 0.0
-    cond_samples: int = 44000
+    # 1 s of conditioning instead of DL-Art-School's 2 s (44000): the stock conditioning encoder (6 attention blocks)
+    # costs more than the lab's small GPT itself, and halving its input made GPT steps ~35 % faster at the same
+    # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
+    cond_samples: int = 22050
 
 
 SIZES: dict[str, LabSize] = {
@@ -63,11 +66,11 @@ SIZES: dict[str, LabSize] = {
                     renderer_channels=32, renderer_blocks=1, renderer_steps=30, clvp_dim=32, clvp_depth=1,
                     clvp_steps=20, batch=8, gpt_batch=4),
     "tiny": LabSize(SpeechPlan(48, 16, 5, 48, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
-                    dvae_hidden=64, dvae_blocks=1, dvae_steps=500, gpt_layers=3, gpt_dim=128, gpt_heads=4,
+                    dvae_hidden=64, dvae_blocks=1, dvae_steps=2000, gpt_layers=3, gpt_dim=128, gpt_heads=4,
                     gpt_steps=1500, renderer_channels=96, renderer_blocks=3, renderer_steps=3000, clvp_dim=64,
                     clvp_depth=1, clvp_steps=200, gpt_lr=2e-3),
     "small": LabSize(SpeechPlan(40, 24, 8, 72, 8, 60, 8, 6, max_words=18), num_codes=256, codebook_dim=48,
-                     dvae_hidden=96, dvae_blocks=2, dvae_steps=1000, gpt_layers=3, gpt_dim=192, gpt_heads=4,
+                     dvae_hidden=96, dvae_blocks=2, dvae_steps=3000, gpt_layers=3, gpt_dim=192, gpt_heads=4,
                      gpt_steps=2000, renderer_channels=128, renderer_blocks=4, renderer_steps=3000, clvp_dim=96,
                      clvp_depth=1, clvp_steps=300),
     "base": LabSize(SpeechPlan(120, 80, 20, 40, 10, 120, 14, 8, max_words=30), num_codes=2048, codebook_dim=128,
@@ -121,6 +124,7 @@ class WorldBuilder:
         self.size = SIZES[cfg.size]
         self.paths = WorldPaths(Path(cfg.out))
         self.mel = DvaeMel()
+        self._clips: list[train.Clip] | None = None
         self.state = read_json(self.paths.state) if self.paths.state.is_file() else {}
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
@@ -179,9 +183,15 @@ class WorldBuilder:
         return clips
 
     def _training_clips(self) -> list[train.Clip]:
-        """What the public models learn from: the teacher's speech and the public speech, with teacher tokens."""
-        dvae = load_dvae(self.paths.teacher)
-        return self._texted_clips(self.paths.teacher_speech, dvae) + self._texted_clips(self.paths.public_speech, dvae)
+        """What the public models learn from: the teacher's speech and the public speech, with teacher tokens.
+
+        Loaded once per build (the GPT, renderer and CLVP stages share them).
+        """
+        if self._clips is None:
+            dvae = load_dvae(self.paths.teacher)
+            self._clips = (self._texted_clips(self.paths.teacher_speech, dvae)
+                           + self._texted_clips(self.paths.public_speech, dvae))
+        return self._clips
 
     def _stage_gpt(self, writer, seed):
         cfgs = _configs(self.size)
@@ -199,13 +209,10 @@ class WorldBuilder:
         for c in clips:
             by_speaker.setdefault(c.speaker, []).append(c)
         umel = UnivNetMel()
-        items = []
-        for c in clips:
-            ex = train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng)
-            lat = train.gpt_latents(gpt, ex)
-            wav24 = torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR))
-            items.append((lat, ex.cond_mels, umel(wav24)[0]))
-        return items
+        examples = [train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng) for c in clips]
+        latents = train.gpt_latents(gpt, examples)
+        return [(lat, ex.cond_mels, umel(torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR)))[0])
+                for c, ex, lat in zip(clips, examples, latents)]
 
     def _stage_renderer(self, writer, seed):
         gpt = load_tortoise_model(self.paths.models, "gpt")

@@ -10,8 +10,17 @@ from tortuner.audio.espeak import synthesize
 from tortuner.audio.mel import DVAE_SR
 
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
-VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
-            "croak", "iven", "john", "linda", "max", "steph", "paul", "robert", "annie", "grandpa", "shelby"]
+# espeak-ng's voice variants (`espeak-ng --voices=variant`) except the whispered ones and "Demonic": each is a
+# different timbre (formants, voicing, synthesis method), the lab's stand-in for many human speakers.
+VARIANTS = ["adam", "Alex", "Alicia", "Andrea", "Andy", "Annie", "antonio", "aunty", "belinda", "benjamin", "boris",
+            "caleb", "david", "Denis", "Diogo", "ed", "edward", "edward2", "Gene", "Gene2", "gustave", "announcer",
+            "Henrique", "Hugo", "iven", "iven2", "iven3", "iven4", "Jacky", "john", "kaukovalta", "Lee", "linda",
+            "marcelo", "Marco", "Mario", "max", "Michael", "michel", "miguel", "Mike", "Mr", "Nguyen", "pablo", "paul",
+            "pedro", "quincy", "RicishayMax", "RicishayMax2", "RicishayMax3", "rob", "robert", "robosoft", "robosoft2",
+            "robosoft3", "robosoft4", "robosoft5", "robosoft6", "robosoft7", "robosoft8", "steph", "steph2", "steph3",
+            "Storm", "Tweaky", "UniRobot", "zac", "anika", "anikaRobot", "AnxiousAndy", "fast", "f1", "f2", "f3", "f4",
+            "f5", "grandpa", "grandma", "croak", "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "m1", "m2",
+            "m3", "m4", "m5", "m6", "m7", "m8", "norbert", "sandro", "shelby", "travis", "victor"]
 
 
 @dataclass(frozen=True)

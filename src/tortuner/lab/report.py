@@ -106,8 +106,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
     # with the real clip's own mel instead of the rendering separates the vocoder's share from the renderer's.
     r_l1, rendered = [], []
     agree, agree_n = {"renderer": 0, "vocoder": 0}, {"renderer": 0, "vocoder": 0}
-    for j, (r, ex) in enumerate(zip(texted, examples)):
-        out = renderer(gpt_latents(gpt, ex)[None], ex.cond_mels[None])[0]
+    for j, (r, ex, lat) in enumerate(zip(texted, examples, gpt_latents(gpt, examples))):
+        out = renderer(lat[None], ex.cond_mels[None])[0]
         target = umel(torch.from_numpy(resample(load_audio(r["audio"], DVAE_SR).numpy(), DVAE_SR, UNIVNET_SR)))[0]
         t = min(out.shape[1], target.shape[1])
         r_l1.append(F.l1_loss(out[:, :t], target[:, :t]).item())
@@ -139,8 +139,8 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
         stop = (codes == gpt.stop_mel_token).nonzero()
         codes = codes[: int(stop[0]) if len(stop) else len(codes)]
         codes = codes[codes < k]
-        samples.append((codes, renderer(gpt_latents(gpt, GPTExample(ex.text, codes, codes.numel() * 1024, ex.cond_mels))[None],
-                                         ex.cond_mels[None])[0]))
+        lat = gpt_latents(gpt, [GPTExample(ex.text, codes, codes.numel() * 1024, ex.cond_mels)])[0]
+        samples.append((codes, renderer(lat[None], ex.cond_mels[None])[0]))
 
     report = {
         "num_codes": k,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from tortuner.audio.io import load_audio, save_wav
 from tortuner.audio.mel import DVAE_SR
-from tortuner.files import write_jsonl
+from tortuner.files import read_jsonl, write_jsonl
 from tortuner.lab.espeak import VARIANTS, VOICES, Speaker, speak
 from tortuner.synth.sentences import text_line
 
@@ -46,10 +47,11 @@ def human_voices() -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and list(p.glob("*.wav")))
 
 
-def _write_set(folder: Path, rows: list[dict], wavs: list[torch.Tensor]) -> None:
-    for row, wav in zip(rows, wavs):
-        save_wav(folder / row["audio"], wav, DVAE_SR)
-    write_jsonl(folder / "manifest.jsonl", rows)
+def _speak_to(path: Path, text: str, speaker: Speaker) -> float:
+    """Synthesize one line into `path`; its duration in seconds."""
+    wav = speak(text, speaker)
+    save_wav(path, wav, DVAE_SR)
+    return round(wav.numel() / DVAE_SR, 3)
 
 
 def build_speech(plan: SpeechPlan, seed: int, sets: dict[str, Path]) -> None:
@@ -76,29 +78,27 @@ def build_speech(plan: SpeechPlan, seed: int, sets: dict[str, Path]) -> None:
     rng.shuffle(humans)
     human_sets = {"teacher": humans[: plan.human_teacher_voices],
                   "eval": humans[plan.human_teacher_voices: plan.human_teacher_voices + plan.human_eval_voices]}
+    workers = os.cpu_count() or 1
     for name, speakers in groups.items():
+        folder = sets[name]
         n_utts = {"eval": plan.eval_utts_per_speaker, "newvoice": plan.newvoice_utts}.get(name, plan.utts_per_speaker)
-        rows, wavs = [], []
         jobs = [(s, text_line(rng, plan.min_words, plan.max_words)) for s in speakers for _ in range(n_utts)]
-        for i, (spk, text) in enumerate(tqdm(jobs, desc=f"speech/{name}", leave=False)):
-            wav = speak(text, spk)
-            rows.append({"audio": f"wavs/{name}_{i:05d}.wav", "text": text, "speaker": spk.name,
-                         "duration": round(wav.numel() / DVAE_SR, 3), "espeak": spk.as_dict()})
-            wavs.append(wav)
+        names = [f"wavs/{name}_{i:05d}.wav" for i in range(len(jobs))]
+        # espeak-ng runs as a subprocess, so threads synthesize in parallel; results keep the job order.
+        with ThreadPoolExecutor(workers) as pool:
+            durations = list(tqdm(pool.map(lambda j: _speak_to(folder / names[j], jobs[j][1], jobs[j][0]),
+                                           range(len(jobs))), total=len(jobs), desc=f"speech/{name}", leave=False))
+        rows = [{"audio": a, "text": text, "speaker": spk.name, "duration": d, "espeak": spk.as_dict()}
+                for a, (spk, text), d in zip(names, jobs, durations)]
         for voice in human_sets.get(name, []):
             for j, clip in enumerate(sorted(voice.glob("*.wav"))):
                 wav = load_audio(clip, DVAE_SR)[: DVAE_SR * 12]  # human clips are untranscribed (text "")
                 rows.append({"audio": f"wavs/human_{voice.name}_{j}.wav", "text": "", "speaker": f"human:{voice.name}",
                              "duration": round(wav.numel() / DVAE_SR, 3)})
-                wavs.append(wav)
-        _write_set(sets[name], rows, wavs)
-    ljs = [r for r in _read(sets["newvoice"])]
+                save_wav(folder / rows[-1]["audio"], wav, DVAE_SR)
+        write_jsonl(folder / "manifest.jsonl", rows)
+    ljs = read_jsonl(sets["newvoice"] / "manifest.jsonl")
     n_val = max(4, len(ljs) // 5)
     (sets["newvoice"] / "val.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in ljs[:n_val]))
     (sets["newvoice"] / "train.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in ljs[n_val:]))
 
-
-def _read(folder: Path) -> list[dict]:
-    from tortuner.files import read_jsonl
-
-    return read_jsonl(folder / "manifest.jsonl")
