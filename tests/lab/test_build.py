@@ -94,3 +94,20 @@ def test_a_world_started_with_other_size_settings_is_refused(world, tmp_path, ca
     (tmp_path / "world.json").write_text(json.dumps(state))
     assert main(["lab", "build", "--size", "test", "--out", str(tmp_path), "--seed", "3"]) == 2
     assert "other 'test' settings" in capsys.readouterr().err
+
+
+def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(world):
+    """The selection criterion of `lab run`: what the public GPT explains about a tokenizer's tokens."""
+    from tortuner.checkpoints import cond_samples_of, model_configs
+    from tortuner.recover.data import load_real
+    from tortuner.recover.evaluate import evaluate
+
+    teacher, gpt = load_dvae(world.teacher), load_tortoise_model(world.models, "gpt").eval()
+    clips, cond = load_real(world.teacher_speech), cond_samples_of(model_configs(world.models))
+    relabelled, collapsed = load_dvae(world.teacher), load_dvae(world.teacher)
+    perm = torch.randperm(teacher.cfg.num_tokens, generator=torch.Generator().manual_seed(0))
+    relabelled.codebook.embed.copy_(teacher.codebook.embed[:, perm])  # same partition, other code ids
+    collapsed.codebook.embed.copy_(teacher.codebook.embed.mean(1, keepdim=True).expand_as(teacher.codebook.embed))
+    gain = {name: evaluate(d, clips, None, gpt, None, cond)["gpt_gain"]
+            for name, d in (("teacher", teacher), ("relabelled", relabelled), ("collapsed", collapsed))}
+    assert gain["teacher"] > gain["relabelled"] and gain["teacher"] > gain["collapsed"]

@@ -73,8 +73,8 @@ def test_run_without_hidden_then_score(world, tmp_path):
     assert state["scored"] is False and (run / "dvae.pth").is_file() and not (run / "report.json").exists()
     assert all(state["stages"][s]["done"] for s in ("synth", "distill", "decoder", "recon", "improved", "select", "baseline"))
     sel = state["stages"]["select"]
-    assert set(sel["public_clvp"]) == {"decoder", "recon", "improved"}
-    assert sel["selected"] == max(sel["public_clvp"], key=sel["public_clvp"].get)
+    assert set(sel["public_gpt_gain"]) == set(sel["public_clvp"]) == {"decoder", "recon", "improved"}
+    assert sel["selected"] == max(sel["public_gpt_gain"], key=sel["public_gpt_gain"].get)
     assert (run / "dvae.pth").read_bytes() == (run / f"{sel['selected']}.pth").read_bytes()
 
     rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))

@@ -70,7 +70,7 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         lines.append(f"| {label} | {m['agreement_top1']:.3f} | {m['agreement_top5']:.3f} | {m['nll']:.3f} | "
                      f"{m['nll_ratio']:.3f} | {m['recon_l1']:.3f} |")
     lines += [
-        f"| **final** (`dvae.pth`, selected by public CLVP score: {rep['selected']}) | **{rep['agreement_top1']:.3f}** | "
+        f"| **final** (`dvae.pth`, selected by the public GPT gain: {rep['selected']}) | **{rep['agreement_top1']:.3f}** | "
         f"{rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | **{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
         f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: {rep['baseline_matched_agreement_top1']:.3f}) | "
         f"– | – | {rep['baseline_nll_ratio']:.3f} | – |", "",

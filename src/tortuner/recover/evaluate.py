@@ -94,6 +94,12 @@ def evaluate(dvae: DiscreteVAE, clips: list[RealClip], reference: DiscreteVAE | 
     if gpt is not None:
         conds = _conds(clips, cond_samples)
         out[prefix + "nll"] = gpt_nll(gpt, clips, list(toks), conds)
+        # What the public GPT's context (text, voice, earlier codes) explains about the tokens, in nats per token:
+        # H(tokens) - NLL. Unlike the NLL alone it does not reward a codebook collapsing onto fewer, more predictable
+        # codes, and the tokens the GPT was trained on score highest.
+        texted = [t for t, c in zip(toks, clips) if c.text]
+        if texted:
+            out[prefix + "gpt_gain"] = math.log(usage(texted, dvae.cfg.num_tokens)["perplexity"]) - out[prefix + "nll"]
         if reference is not None:
             out["nll_reference"] = gpt_nll(gpt, clips, ref, conds)
     if clvp is not None:
