@@ -19,6 +19,7 @@ from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
 from tortuner.finetune.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
 from tortuner.models.dvae import DiscreteVAE
 from tortuner.models.renderer import Renderer, output_frames
+from tortuner.synth.sample import teacher_forced
 
 
 @dataclass
@@ -165,17 +166,17 @@ def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, c
 def gpt_latents(gpt: torch.nn.Module, examples: list[GPTExample], cond_batch: int = 32) -> list[torch.Tensor]:
     """(N, model_dim) latents of each clip's codes, teacher-forced, as TorToiSe feeds its diffusion decoder.
 
-    The conditioning encoder (most of the compute) runs on batches of clips; the GPT then runs one clip at a time,
-    so that no clip's latents depend on another clip's padding.
+    N = the codes `UnifiedVoice` keeps for the clip's `wav_length`. The conditioning encoder (most of the compute)
+    runs on batches of clips; the GPT then runs one clip at a time (`synth.sample.teacher_forced`), so that no
+    clip's latents depend on another clip's padding.
     """
     out = []
     for i in range(0, len(examples), cond_batch):
         chunk = examples[i : i + cond_batch]
         conds = gpt.get_conditioning(torch.stack([ex.cond_mels for ex in chunk]))
         for ex, cond in zip(chunk, conds):
-            b = collate([ex], gpt.stop_mel_token)
-            out.append(gpt(cond[None], b["text"], b["text_lengths"], b["codes"], b["wav_lengths"],
-                           return_latent=True)[0])
+            codes = ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN]
+            out.append(teacher_forced(gpt, cond[None], ex.text, [codes])[0][0])
     return out
 
 
