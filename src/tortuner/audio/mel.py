@@ -63,16 +63,24 @@ def num_tokens(frames: int) -> int:
 
 
 class UnivNetMel(nn.Module):
-    """(B, samples) float audio at 24 kHz -> (B, 100, frames) log mel, as TorToiSe's `wav_to_univnet_mel`."""
+    """(B, samples) float audio at 24 kHz -> (B, 100, frames) log mel, as TorToiSe's `wav_to_univnet_mel`.
+
+    TorToiSe's `TacotronSTFT` filterbank and log compression, with its STFT (a 1024-tap convolution per frequency)
+    replaced by `torch.stft` with the same periodic Hann window and reflect padding: the same mel to ~1e-3 in log
+    (the test compares), 3-5x faster (a third of the lab renderer stage went to this mel).
+    """
 
     def __init__(self):
         super().__init__()
         from tortoise.utils.audio import TacotronSTFT
 
         self.stft = TacotronSTFT(1024, 256, 1024, UNIVNET_N_MELS, UNIVNET_SR, 0, 12000)
+        self.register_buffer("window", torch.hann_window(1024, periodic=True), persistent=False)
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.dim() == 1:
             wav = wav[None]
-        return self.stft.mel_spectrogram(wav.float().clamp(-1, 1))
+        spec = torch.stft(wav.float().clamp(-1, 1), 1024, 256, 1024, self.window, center=True, pad_mode="reflect",
+                          return_complex=True).abs()
+        return self.stft.spectral_normalize(torch.matmul(self.stft.mel_basis, spec))
