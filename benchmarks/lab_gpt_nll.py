@@ -16,7 +16,7 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.finetune.gpt_data import code_nll, collate
 from tortuner.lab.report import _examples
 from tortuner.lab.train import tokens_with_tail
@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     w = WorldPaths(args.world)
     gpt, teacher, mel = load_tortoise_model(w.models, "gpt"), load_dvae(w.teacher), DvaeMel()
-    cond = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
+    cond = cond_samples_of(model_configs(w.models))
     k = teacher.cfg.num_tokens
     print(f"{w.root}: ln({k}) = {math.log(k):.3f}")
     for name, folder in (("training speakers (teacher speech)", w.teacher_speech), ("unseen speakers (eval)", w.eval),
@@ -40,8 +40,8 @@ def main() -> None:
         rows = [r for r in load_manifest(folder) if r["text"]]
         random.Random(0).shuffle(rows)
         rows = rows[: args.clips]
-        for r in rows:
-            r["tokens"] = tokens_with_tail(teacher, mel, load_audio(r["audio"], DVAE_SR)).tolist()
+        for r, tokens in zip(rows, tokens_with_tail(teacher, [load_audio(r["audio"], DVAE_SR) for r in rows])):
+            r["tokens"] = tokens.tolist()
         examples = _examples(rows, mel, cond, random.Random(0))
         total, count = 0.0, 0
         with torch.no_grad():

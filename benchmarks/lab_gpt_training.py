@@ -36,8 +36,8 @@ def _scored(folder, teacher, mel, cond: int, n: int) -> list:
     rows = [r for r in load_manifest(folder) if r["text"]]
     random.Random(0).shuffle(rows)
     rows = rows[:n]
-    for r in rows:
-        r["tokens"] = train.tokens_with_tail(teacher, mel, load_audio(r["audio"], DVAE_SR)).tolist()
+    for r, tokens in zip(rows, train.tokens_with_tail(teacher, [load_audio(r["audio"], DVAE_SR) for r in rows])):
+        r["tokens"] = tokens.tolist()
     return _examples(rows, mel, cond, random.Random(0))
 
 

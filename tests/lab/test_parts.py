@@ -91,3 +91,35 @@ def test_bigram_reference_sees_code_order_and_nothing_else():
     assert bigram_nll(cycle[:4], cycle[4:], k) < 0.1
     assert abs(bigram_nll(shuffled[:4], shuffled[4:], k) - math.log(k)) < 0.25
     assert bigram_nll(cycle[:4], [c.flip(0) for c in cycle[4:]], k) > math.log(k)
+
+
+def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_clip_at_a_time():
+    """The build batches clips by length for the renderer's latents and the teacher's tokens; each clip must get
+    exactly what it gets alone, in the order given."""
+    from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
+    from tortuner.finetune.gpt_data import GPTExample, encode_text
+    from tortuner.lab.train import gpt_latents, tokens_with_tail
+    from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+    from tortuner.models.tortoise import build_gpt, tiny_gpt_config
+
+    torch.manual_seed(0)
+    wav = load_audio(sorted(human_voices()[0].glob("*.wav"))[0], DVAE_SR)
+    wavs = [wav[i * 3000 : i * 3000 + n] for i, n in enumerate((30000, 9000, 21000, 14000, 40000))]
+    mel = DvaeMel()
+    dvae = DiscreteVAE(DVAEConfig(num_tokens=64, codebook_dim=16, hidden_dim=32, num_resnet_blocks=1)).eval()
+    tokens = tokens_with_tail(dvae, wavs)
+    with torch.no_grad():
+        alone = [dvae.tokenize(mel(F.pad(w, (0, SAMPLES_PER_TOKEN)))[None])[0] for w in wavs]
+    assert all(torch.equal(a, b) for a, b in zip(tokens, alone))
+
+    gpt = build_gpt(tiny_gpt_config(64)).eval()
+    texts = ["one", "a longer line of text, to read", "two words", "and so on", "the last line here"]
+    examples = [GPTExample(encode_text(t), c, w.numel(), mel(torch.stack([w[:8000], w[-8000:]])))
+                for t, c, w in zip(texts, tokens, wavs)]
+    lats = gpt_latents(gpt, examples, batch=3)
+    for ex, lat in zip(examples, lats):
+        codes = ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN]
+        with torch.no_grad():
+            stock = gpt(gpt.get_conditioning(ex.cond_mels[None]), ex.text[None], torch.tensor([ex.text.numel()]),
+                        codes[None], torch.tensor([codes.numel() * SAMPLES_PER_TOKEN]), return_latent=True)[0]
+        assert lat.shape == stock.shape and torch.allclose(lat, stock, atol=1e-5)

@@ -48,20 +48,26 @@ def test_synth_tortoise_path_resume_shards_and_view(tiny_models, tiny_speech, tm
     assert min(r["clvp"] for r in top) >= max(r["clvp"] for r in rows2 if r not in top)
 
 
-def test_teacher_forced_batch_equals_each_sequence_alone(tiny_models):
-    """One padded forward gives every sequence the latents and log-likelihood it gets alone (and code_nll's)."""
+def test_teacher_forced_batch_equals_the_stock_forward_of_each_sequence_alone(tiny_models):
+    """One left-padded forward of clips with different texts, voices and lengths gives every clip the latents the
+    stock `UnifiedVoice.forward` gives it alone, and the log-likelihood `code_nll` gives it."""
+    from tortuner.audio.mel import SAMPLES_PER_TOKEN
     from tortuner.finetune.gpt_data import GPTExample, code_nll, collate
 
     torch.manual_seed(0)
     gpt = load_tortoise_model(tiny_models, "gpt").eval()
-    cond_mels = torch.randn(2, 80, 100)
-    cond = gpt.get_conditioning(cond_mels[None])
-    text = encode_text("a short line of text")
+    cond_mels = torch.randn(3, 2, 80, 100)
+    conds = gpt.get_conditioning(cond_mels)
+    texts = [encode_text(t) for t in ("a short line of text", "hi.", "and a rather longer line, with a comma")]
     codes = [torch.randint(0, 64, (n,)) for n in (7, 12, 3)]
-    lats, logliks = teacher_forced(gpt, cond, text, codes)
-    for c, lat, ll in zip(codes, lats, logliks):
-        (alone,), (ll_alone,) = teacher_forced(gpt, cond, text, [c])
+    lats, logliks = teacher_forced(gpt, conds, texts, codes)
+    shared, _ = teacher_forced(gpt, conds[:1], texts[0], codes)  # one voice and text for all
+    for i, (t, c, lat, ll) in enumerate(zip(texts, codes, lats, logliks)):
+        with torch.no_grad():
+            stock = gpt(conds[i : i + 1], t[None], torch.tensor([t.numel()]), c[None],
+                        torch.tensor([c.numel() * SAMPLES_PER_TOKEN]), return_latent=True)[0]
         assert lat.shape == (c.numel(), gpt.model_dim)
-        assert torch.allclose(lat, alone, atol=1e-5) and abs(ll - ll_alone) < 1e-5
-        nll, n = code_nll(gpt, collate([GPTExample(text, c, c.numel() * 1024, cond_mels)], gpt.stop_mel_token))
+        assert torch.allclose(lat, stock, atol=1e-5)
+        assert not torch.allclose(lat, shared[i], atol=1e-3) or i == 0  # text and voice do matter
+        nll, n = code_nll(gpt, collate([GPTExample(t, c, c.numel() * 1024, cond_mels[i])], gpt.stop_mel_token))
         assert n == c.numel() and abs(ll + nll / n) < 1e-4

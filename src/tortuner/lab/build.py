@@ -17,6 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.checkpoints import load_dvae, load_tortoise_model, save_dvae, save_model_config
+from tortuner.data.tokenize import Tokenizer
 from tortuner.files import TortunerError, read_json, torch_save, write_json, write_jsonl
 from tortuner.finetune.gpt_data import encode_text
 from tortuner.lab import train
@@ -105,11 +106,12 @@ def _clips(folder: Path, mel: DvaeMel) -> list[train.Clip]:
             for r in load_manifest(folder)]
 
 
-def _attach_tokens(folder: Path, dvae: DiscreteVAE, mel: DvaeMel) -> None:
+def _attach_tokens(folder: Path, dvae: DiscreteVAE) -> None:
     """Write teacher tokens into a hidden set's manifest (the tokens the recovered tokenizer is scored on)."""
     rows = load_manifest(folder)
-    for row in rows:
-        row["tokens"] = dvae.tokenize(mel(load_audio(row["audio"], DVAE_SR))[None])[0].tolist()
+    tokens = Tokenizer(dvae).tokenize_wavs([load_audio(row["audio"], DVAE_SR) for row in rows])
+    for row, toks in zip(rows, tokens):
+        row["tokens"] = toks.tolist()
         row["audio"] = str(Path(row["audio"]).relative_to(folder.resolve()))
     write_jsonl(folder / "manifest.jsonl", rows)
 
@@ -173,13 +175,13 @@ class WorldBuilder:
         hist = train.train_teacher(clips, dvae, s.dvae_steps, s.batch, 256, writer, seed)
         save_dvae(dvae, self.paths.teacher)
         for folder in (self.paths.teacher_speech, self.paths.eval, self.paths.newvoice):
-            _attach_tokens(folder, dvae, self.mel)
+            _attach_tokens(folder, dvae)
         torch_save({"teacher": torch.tensor(hist)}, self.paths.work / "history_teacher.pt")
 
     def _texted_clips(self, folder: Path, dvae: DiscreteVAE) -> list[train.Clip]:
         clips = [c for c in _clips(folder, self.mel) if c.text]
-        for c in clips:
-            c.tokens = train.tokens_with_tail(dvae, self.mel, c.wav)
+        for c, tokens in zip(clips, train.tokens_with_tail(dvae, [c.wav for c in clips])):
+            c.tokens = tokens
         return clips
 
     def _training_clips(self) -> list[train.Clip]:

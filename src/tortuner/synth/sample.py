@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from tortuner.audio.mel import SAMPLES_PER_TOKEN
 
 
 @dataclass
@@ -57,26 +57,50 @@ def sample_codes(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor, 
     return [cut_at_stop(row.cpu(), gpt.start_mel_token) for row in out]
 
 
+def _sequence_embeddings(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor,
+                         codes: torch.Tensor) -> torch.Tensor:
+    """(1 + Lt + 2 + N + 2, model_dim): what `UnifiedVoice.forward` feeds its GPT-2 for one clip.
+
+    The conditioning latent, then [start, text, stop] and [start, codes, stop] with their own learned positions
+    (the GPT-2 itself has none), assembled from the stock model's own embedding layers.
+    """
+    text = F.pad(F.pad(text, (0, 1), value=gpt.stop_text_token), (1, 0), value=gpt.start_text_token)[None]
+    codes = F.pad(F.pad(codes, (0, 1), value=gpt.stop_mel_token), (1, 0), value=gpt.start_mel_token)[None]
+    text_emb = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
+    mel_emb = gpt.mel_embedding(codes) + gpt.mel_pos_embedding(codes)
+    return torch.cat([cond_latent.view(1, 1, -1), text_emb, mel_emb], dim=1)[0]
+
+
 @torch.no_grad()
-def teacher_forced(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor,
+def teacher_forced(gpt: nn.Module, cond_latents: torch.Tensor, texts: torch.Tensor | list[torch.Tensor],
                    codes: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
     """GPT latents (N_i, model_dim) and mean log-likelihood (nats) per code of each sequence, in one forward pass.
 
-    The latents are what TorToiSe feeds its diffusion decoder; the log-likelihood scores each pair. All sequences
-    share the text and voice and are padded at their end only, so the causal GPT gives each one exactly what it would
-    give it alone.
+    The latents are what TorToiSe feeds its diffusion decoder; the log-likelihood scores each pair. `cond_latents`
+    is (1, model_dim) for one voice or (B, model_dim), `texts` one (Lt,) text or B of them. Sequences are padded at
+    their *start* and the padding is masked out of attention, so the causal GPT gives each one exactly what
+    `UnifiedVoice.forward` gives it alone, whatever the other sequences' texts and lengths (the test compares).
     """
     device = next(gpt.parameters()).device
-    n = torch.tensor([c.numel() for c in codes])
-    padded = torch.full((len(codes), int(n.max())), gpt.stop_mel_token, dtype=torch.long)
+    b = len(codes)
+    texts = list(texts) if isinstance(texts, list) else [texts] * b
+    conds = cond_latents.to(device).expand(b, -1) if cond_latents.shape[0] == 1 else cond_latents.to(device)
+    seqs = [_sequence_embeddings(gpt, conds[i], texts[i].to(device), codes[i].to(device)) for i in range(b)]
+    length = max(s.shape[0] for s in seqs)
+    emb = torch.zeros(b, length, seqs[0].shape[1], device=device, dtype=seqs[0].dtype)
+    mask = torch.zeros(b, length, dtype=torch.long, device=device)
+    for i, s in enumerate(seqs):
+        emb[i, length - s.shape[0] :] = s
+        mask[i, length - s.shape[0] :] = 1
+    hidden = gpt.final_norm(gpt.gpt(inputs_embeds=emb, attention_mask=mask, return_dict=True).last_hidden_state)
+    lats, logliks = [], []
     for i, c in enumerate(codes):
-        padded[i, : c.numel()] = c
-    lat = gpt(cond_latent.to(device).expand(len(codes), -1), text[None].expand(len(codes), -1).to(device),
-              torch.full((len(codes),), text.numel(), device=device), padded.to(device),
-              (n * SAMPLES_PER_TOKEN).to(device), return_latent=True)
-    logp = gpt.mel_head(lat).float().log_softmax(-1).gather(-1, padded[..., None].to(device))[..., 0].cpu()
-    lat = lat.cpu()
-    return [lat[i, : n[i]] for i in range(len(codes))], [float(logp[i, : n[i]].mean()) for i in range(len(codes))]
+        # the hidden state at [start, c_0 .. c_{N-2}] predicts c_0 .. c_{N-1}; the last two positions are dropped
+        lat = hidden[i, length - c.numel() - 2 : length - 2]
+        logp = gpt.mel_head(lat).float().log_softmax(-1).gather(-1, c.to(device)[:, None])[:, 0]
+        lats.append(lat.cpu())
+        logliks.append(float(logp.mean()))
+    return lats, logliks
 
 
 @torch.no_grad()
