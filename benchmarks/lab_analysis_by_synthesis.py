@@ -17,7 +17,7 @@ import torch
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.finetune.gpt_data import GPTExample, collate
 from tortuner.lab.report import _examples
 from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
@@ -38,7 +38,7 @@ def main() -> None:
     gpt, ren = load_tortoise_model(w.models, "gpt").eval(), load_renderer(w.models).eval()
     dvae = load_dvae(args.dvae).eval()
     mel, umel = DvaeMel(), UnivNetMel()
-    cs = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
+    cs = cond_samples_of(model_configs(w.models))
     rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
     examples = _examples(rows, mel, cs, random.Random(0))
 

@@ -19,7 +19,7 @@ import torch
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.lab.report import _examples, token_hits
 from tortuner.lab.train import gpt_latents
 from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
@@ -43,7 +43,7 @@ def main() -> None:
     w = WorldPaths(args.world)
     gpt, ren, teacher = load_tortoise_model(w.models, "gpt"), load_renderer(w.models), load_dvae(w.teacher).eval()
     mel, umel = DvaeMel(), UnivNetMel()
-    cs = model_configs(w.models).get("lab", {}).get("cond_samples", 44000)
+    cs = cond_samples_of(model_configs(w.models))
     rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
     examples = _examples(rows, mel, cs, random.Random(0))
     frames = [x / 4 for x in range(-4, 5)]

@@ -1,0 +1,136 @@
+"""Where a lab build's time goes, and what the speed-ups in it buy, measured side by side in one run.
+
+    .venv/bin/python benchmarks/lab_build_costs.py worlds/small [--steps 40] [--clips 300]
+
+On a built world (its training clips and public GPT), prints:
+- seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
+  under bfloat16 autocast (the CPU's AMX units): is the second core or lower precision worth having?
+- renderer latents for `--clips` clips: the stock `UnifiedVoice.forward` one clip at a time vs
+  `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two;
+- the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
+- teacher tokens of the clips (with the tail): one clip at a time vs `lab.train.tokens_with_tail` (batched), equal?
+
+Nothing of the world is changed; the models trained here are fresh and thrown away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+from tortuner.audio.io import resample
+from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
+from tortuner.checkpoints import load_dvae, load_tortoise_model
+from tortuner.files import read_json
+from tortuner.lab import train
+from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
+from tortuner.lab.world import WorldPaths
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.renderer import Renderer
+from tortuner.models.tortoise import build_gpt
+
+
+def _per_step(fn, steps: int) -> float:
+    fn(2)  # warm-up (allocator, oneDNN kernels)
+    t = time.perf_counter()
+    fn(steps)
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("world")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--clips", type=int, default=300)
+    args = ap.parse_args()
+    builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
+    s, writer = builder.size, SummaryWriter(tempfile.mkdtemp())
+    clips = builder._training_clips()
+    gpt = load_tortoise_model(builder.paths.models, "gpt")
+    rng = random.Random(0)
+    items = builder._renderer_items(clips[:200], gpt, rng)
+
+    def teacher(n: int) -> None:
+        dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
+                                      num_resnet_blocks=s.dvae_blocks))
+        train.train_teacher(clips, dvae, n, s.batch, 256, writer, 0)
+
+    def gpt_steps(n: int) -> None:
+        model = build_gpt(_configs(s)["gpt"])
+        train.set_dropout(model, s.gpt_dropout)
+        train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr)
+
+    def renderer(n: int) -> None:
+        train.train_renderer(items, Renderer(_configs(s)["renderer"]), n, s.batch, 48, writer, 0)
+
+    print(f"{args.world} ({builder.cfg.size}): seconds per training step")
+    print(f"{'model':10s} {'1 thread':>10s} {'2 threads':>10s} {'2 thr bf16':>11s}  2 threads / 1  bf16 / fp32")
+    for name, fn in (("teacher", teacher), ("GPT", gpt_steps), ("renderer", renderer)):
+        row = []
+        for threads, bf16 in ((1, False), (2, False), (2, True)):
+            torch.set_num_threads(threads)
+            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            try:
+                with ctx:
+                    row.append(_per_step(fn, args.steps))
+            except RuntimeError as e:  # e.g. an op without a bfloat16 kernel
+                print(f"  ({name} under bf16 failed: {str(e).splitlines()[0][:80]})")
+                row.append(float("nan"))
+        print(f"{name:10s} {row[0]:10.4f} {row[1]:10.4f} {row[2]:11.4f}  {row[1] / row[0]:13.2f}  {row[2] / row[1]:10.2f}")
+
+    torch.set_num_threads(2)
+    sample = clips[: args.clips]
+    by_speaker: dict[str, list[train.Clip]] = {}
+    for c in clips:
+        by_speaker.setdefault(c.speaker, []).append(c)
+    mel = DvaeMel()
+    examples = [train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng) for c in sample]
+    t = time.perf_counter()
+    alone = []
+    with torch.no_grad():
+        for ex in examples:
+            codes = ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN]
+            alone.append(gpt(gpt.get_conditioning(ex.cond_mels[None]), ex.text[None], torch.tensor([ex.text.numel()]),
+                             codes[None], torch.tensor([codes.numel() * SAMPLES_PER_TOKEN]), return_latent=True)[0])
+    t_alone = time.perf_counter() - t
+    t = time.perf_counter()
+    batched = train.gpt_latents(gpt, examples)
+    t_batched = time.perf_counter() - t
+    diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
+    print(f"\nlatents of {len(sample)} clips (2 threads): stock forward one at a time {t_alone:.1f} s, batched "
+          f"{t_batched:.1f} s ({t_alone / t_batched:.1f}x); largest difference {diff:.1e}")
+
+    umel = UnivNetMel()
+    wavs24 = [torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR)) for c in sample]
+    t = time.perf_counter()
+    stock = [umel.stft.mel_spectrogram(w[None].clamp(-1, 1)) for w in wavs24]
+    t_stock = time.perf_counter() - t
+    t = time.perf_counter()
+    ours = [umel(w) for w in wavs24]
+    t_ours = time.perf_counter() - t
+    diff = max(float((a - b).abs().max()) for a, b in zip(stock, ours))
+    print(f"univnet mel of {len(sample)} clips: TacotronSTFT {t_stock:.1f} s, UnivNetMel {t_ours:.1f} s "
+          f"({t_stock / t_ours:.1f}x); largest difference {diff:.1e}")
+
+    dvae = load_dvae(builder.paths.teacher)
+    t = time.perf_counter()
+    with torch.no_grad():
+        one = [dvae.tokenize(mel(F.pad(c.wav, (0, SAMPLES_PER_TOKEN)))[None])[0] for c in sample]
+    t_one = time.perf_counter() - t
+    t = time.perf_counter()
+    many = train.tokens_with_tail(dvae, [c.wav for c in sample])
+    t_many = time.perf_counter() - t
+    same = all(torch.equal(a, b) for a, b in zip(one, many))
+    print(f"teacher tokens of {len(sample)} clips: one at a time {t_one:.1f} s, batched {t_many:.1f} s "
+          f"({t_one / t_many:.1f}x); identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
