@@ -98,7 +98,7 @@ def teacher_forced(gpt: nn.Module, cond_latents: torch.Tensor, texts: torch.Tens
         # the hidden state at [start, c_0 .. c_{N-2}] predicts c_0 .. c_{N-1}; the last two positions are dropped
         lat = hidden[i, length - c.numel() - 2 : length - 2]
         logp = gpt.mel_head(lat).float().log_softmax(-1).gather(-1, c.to(device)[:, None])[:, 0]
-        lats.append(lat.cpu())
+        lats.append(lat.to("cpu", copy=True))  # a copy: a view would keep the whole batch alive
         logliks.append(float(logp.mean()))
     return lats, logliks
 
