@@ -96,6 +96,7 @@ def test_bigram_reference_sees_code_order_and_nothing_else():
 def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_clip_at_a_time():
     """The build batches clips by length for the renderer's latents and the teacher's tokens; each clip must get
     exactly what it gets alone, in the order given."""
+    from stock_reference import stock_latents
     from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
     from tortuner.finetune.gpt_data import GPTExample, encode_text
     from tortuner.lab.train import gpt_latents, tokens_with_tail
@@ -118,8 +119,7 @@ def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_c
                 for t, c, w in zip(texts, tokens, wavs)]
     lats = gpt_latents(gpt, examples, batch=3)
     for ex, lat in zip(examples, lats):
-        codes = ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN]
         with torch.no_grad():
-            stock = gpt(gpt.get_conditioning(ex.cond_mels[None]), ex.text[None], torch.tensor([ex.text.numel()]),
-                        codes[None], torch.tensor([codes.numel() * SAMPLES_PER_TOKEN]), return_latent=True)[0]
+            cond = gpt.get_conditioning(ex.cond_mels[None])
+        stock = stock_latents(gpt, cond, ex.text, ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN])
         assert lat.shape == stock.shape and torch.allclose(lat, stock, atol=1e-5)

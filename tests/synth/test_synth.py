@@ -51,7 +51,7 @@ def test_synth_tortoise_path_resume_shards_and_view(tiny_models, tiny_speech, tm
 def test_teacher_forced_batch_equals_the_stock_forward_of_each_sequence_alone(tiny_models):
     """One left-padded forward of clips with different texts, voices and lengths gives every clip the latents the
     stock `UnifiedVoice.forward` gives it alone, and the log-likelihood `code_nll` gives it."""
-    from tortuner.audio.mel import SAMPLES_PER_TOKEN
+    from stock_reference import stock_latents
     from tortuner.finetune.gpt_data import GPTExample, code_nll, collate
 
     torch.manual_seed(0)
@@ -63,9 +63,7 @@ def test_teacher_forced_batch_equals_the_stock_forward_of_each_sequence_alone(ti
     lats, logliks = teacher_forced(gpt, conds, texts, codes)
     shared, _ = teacher_forced(gpt, conds[:1], texts[0], codes)  # one voice and text for all
     for i, (t, c, lat, ll) in enumerate(zip(texts, codes, lats, logliks)):
-        with torch.no_grad():
-            stock = gpt(conds[i : i + 1], t[None], torch.tensor([t.numel()]), c[None],
-                        torch.tensor([c.numel() * SAMPLES_PER_TOKEN]), return_latent=True)[0]
+        stock = stock_latents(gpt, conds[i : i + 1], t, c)
         assert lat.shape == (c.numel(), gpt.model_dim)
         assert torch.allclose(lat, stock, atol=1e-5)
         assert not torch.allclose(lat, shared[i], atol=1e-3) or i == 0  # text and voice do matter

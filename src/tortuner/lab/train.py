@@ -168,8 +168,8 @@ def gpt_latents(gpt: torch.nn.Module, examples: list[GPTExample], batch: int = 1
     """(N, model_dim) latents of each clip's codes, teacher-forced, as TorToiSe feeds its diffusion decoder.
 
     N = the codes `UnifiedVoice` keeps for the clip's `wav_length`. Clips run in batches of similar length
-    (`synth.sample.teacher_forced` masks the padding, so a clip's latents do not depend on its batch); one clip at a
-    time took 130 s of the small world's build, batches of 16 take a fraction of it.
+    (`synth.sample.teacher_forced` masks the padding, so a clip's latents do not depend on its batch): 2x faster than
+    one clip at a time on the small world (`benchmarks/lab_build_costs.py`).
     """
     def length(i: int) -> int:
         return examples[i].text.numel() + examples[i].wav_length // SAMPLES_PER_TOKEN

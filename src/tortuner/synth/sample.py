@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 @dataclass
 class SamplingConfig:
     """tortoise.api's defaults for `tts()`."""
@@ -83,7 +82,7 @@ def teacher_forced(gpt: nn.Module, cond_latents: torch.Tensor, texts: torch.Tens
     """
     device = next(gpt.parameters()).device
     b = len(codes)
-    texts = list(texts) if isinstance(texts, list) else [texts] * b
+    texts = texts if isinstance(texts, list) else [texts] * b
     conds = cond_latents.to(device).expand(b, -1) if cond_latents.shape[0] == 1 else cond_latents.to(device)
     seqs = [_sequence_embeddings(gpt, conds[i], texts[i].to(device), codes[i].to(device)) for i in range(b)]
     length = max(s.shape[0] for s in seqs)
