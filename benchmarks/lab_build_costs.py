@@ -4,7 +4,9 @@
 
 On a built world (its training clips and public GPT), prints:
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
-  under bfloat16 autocast (the CPU's AMX units): is the second core or lower precision worth having?
+  under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
+  the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
+- the share of the stock conditioning encoder in a GPT step (float32 and bf16);
 - renderer latents for `--clips` clips: the stock `UnifiedVoice.forward` one clip at a time vs
   `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two;
 - the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
@@ -16,7 +18,6 @@ Nothing of the world is changed; the models trained here are fresh and thrown aw
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import tempfile
 import time
@@ -29,6 +30,7 @@ from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.files import read_json
+from tortuner.finetune.gpt_data import collate, gpt_losses, total_loss
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
 from tortuner.lab.world import WorldPaths
@@ -37,11 +39,46 @@ from tortuner.models.renderer import Renderer
 from tortuner.models.tortoise import build_gpt
 
 
-def _per_step(fn, steps: int) -> float:
-    fn(2)  # warm-up (allocator, oneDNN kernels)
+def _per_step(fn, steps: int, bf16: bool) -> float:
+    fn(2, bf16)  # warm-up (allocator, oneDNN kernels)
     t = time.perf_counter()
-    fn(steps)
+    fn(steps, bf16)
     return (time.perf_counter() - t) / steps
+
+
+def _gpt_split(clips: list[train.Clip], s, steps: int) -> None:
+    """Share of the stock conditioning encoder in a GPT training step, float32 and under bf16 autocast."""
+    by_speaker: dict[str, list[train.Clip]] = {}
+    for c in clips:
+        by_speaker.setdefault(c.speaker, []).append(c)
+    rng, mel = random.Random(0), DvaeMel()
+    model = build_gpt(_configs(s)["gpt"])
+    train.set_dropout(model, s.gpt_dropout)
+    opt = torch.optim.AdamW(model.parameters(), 1e-4)
+    batches = [collate([train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng)
+                        for c in rng.choices(clips, k=s.gpt_batch)], model.stop_mel_token) for _ in range(steps)]
+
+    def whole(b: dict) -> torch.Tensor:
+        return total_loss(*gpt_losses(model, b))
+
+    def conditioning(b: dict) -> torch.Tensor:
+        return model.get_conditioning(b["cond_mels"]).square().mean()
+
+    def steps_of(loss_fn):
+        def run(n: int, bf16: bool) -> None:
+            for b in batches[:n]:
+                with train.autocast(bf16):
+                    loss = loss_fn(b)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return run
+
+    row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
+           for name, fn in (("whole step", whole), ("conditioning encoder", conditioning)) for bf16 in (False, True)}
+    print(f"GPT step (2 threads, pre-collated batches): whole {row['whole step', False]:.4f} s, conditioning encoder "
+          f"alone {row['conditioning encoder', False]:.4f} s ({row['conditioning encoder', False] / row['whole step', False]:.0%}); "
+          f"under bf16 {row['whole step', True]:.4f} s and {row['conditioning encoder', True]:.4f} s")
 
 
 def main() -> None:
@@ -57,18 +94,19 @@ def main() -> None:
     rng = random.Random(0)
     items = builder._renderer_items(clips[:200], gpt, rng)
 
-    def teacher(n: int) -> None:
+    def teacher(n: int, bf16: bool) -> None:
         dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
                                       num_resnet_blocks=s.dvae_blocks))
-        train.train_teacher(clips, dvae, n, s.batch, 256, writer, 0)
+        train.train_teacher(clips, dvae, n, s.batch, 256, writer, 0, bf16=bf16)
 
-    def gpt_steps(n: int) -> None:
+    def gpt_steps(n: int, bf16: bool) -> None:  # the build trains the GPT in float32; this is the whole step in bf16
         model = build_gpt(_configs(s)["gpt"])
         train.set_dropout(model, s.gpt_dropout)
-        train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr)
+        with train.autocast(bf16):
+            train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr)
 
-    def renderer(n: int) -> None:
-        train.train_renderer(items, Renderer(_configs(s)["renderer"]), n, s.batch, 48, writer, 0)
+    def renderer(n: int, bf16: bool) -> None:
+        train.train_renderer(items, Renderer(_configs(s)["renderer"]), n, s.batch, 48, writer, 0, bf16=bf16)
 
     print(f"{args.world} ({builder.cfg.size}): seconds per training step")
     print(f"{'model':10s} {'1 thread':>10s} {'2 threads':>10s} {'2 thr bf16':>11s}  2 threads / 1  bf16 / fp32")
@@ -76,16 +114,16 @@ def main() -> None:
         row = []
         for threads, bf16 in ((1, False), (2, False), (2, True)):
             torch.set_num_threads(threads)
-            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
             try:
-                with ctx:
-                    row.append(_per_step(fn, args.steps))
+                row.append(_per_step(fn, args.steps, bf16))
             except RuntimeError as e:  # e.g. an op without a bfloat16 kernel
                 print(f"  ({name} under bf16 failed: {str(e).splitlines()[0][:80]})")
                 row.append(float("nan"))
         print(f"{name:10s} {row[0]:10.4f} {row[1]:10.4f} {row[2]:11.4f}  {row[1] / row[0]:13.2f}  {row[2] / row[1]:10.2f}")
 
     torch.set_num_threads(2)
+    _gpt_split(clips, s, args.steps)
+
     sample = clips[: args.clips]
     by_speaker: dict[str, list[train.Clip]] = {}
     for c in clips:

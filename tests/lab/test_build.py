@@ -96,6 +96,15 @@ def test_a_world_started_with_other_size_settings_is_refused(world, tmp_path, ca
     assert "other 'test' settings" in capsys.readouterr().err
 
 
+def test_a_world_started_in_one_precision_is_not_finished_in_another(world, capsys):
+    used = json.loads(world.state.read_text())["mixed_precision"]
+    assert used in ("no", "bf16")
+    other = "no" if used == "bf16" else "bf16"
+    args = ["lab", "build", "--size", "test", "--out", str(world.root), "--seed", "3", "--mixed-precision", other]
+    assert main(args) == 2
+    assert f"mixed precision {used!r}" in capsys.readouterr().err
+
+
 def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(world):
     """The selection criterion of `lab run`: what the public GPT explains about a tokenizer's tokens."""
     from tortuner.checkpoints import cond_samples_of, model_configs

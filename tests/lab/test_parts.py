@@ -2,12 +2,14 @@
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
+from tortuner.lab import train
 from tortuner.lab.espeak import Speaker, speak
 from tortuner.lab.report import bigram_nll
 from tortuner.lab.speech import human_voices
@@ -40,7 +42,8 @@ def test_griffin_lim_inverts_a_real_clip_mel():
     assert own < 0.3 * shifted  # the inverted audio has the clip's spectrum and level, not just its average
 
 
-def test_renderer_shapes_and_it_learns():
+@pytest.mark.parametrize("bf16", [False, True])
+def test_renderer_shapes_and_it_learns(bf16):
     torch.manual_seed(0)
     model = Renderer(RendererConfig(latent_dim=16, channels=32, blocks=2))
     lat, cond = torch.randn(2, 10, 16), torch.randn(2, 2, 80, 60)
@@ -50,7 +53,8 @@ def test_renderer_shapes_and_it_learns():
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     first = F.l1_loss(model(lat, cond), target).item()
     for _ in range(40):
-        loss = F.l1_loss(model(lat, cond), target)
+        with train.autocast(bf16):  # as the lab trains it
+            loss = F.l1_loss(model(lat, cond).float(), target)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -12,7 +12,7 @@ from tortuner.lab.build import SIZES, STAGES, BuildConfig, build_world
 
 def _build(args: argparse.Namespace) -> int:
     report = build_world(BuildConfig(out=args.out, size=args.size, seed=args.seed, threads=args.threads,
-                                     until=args.until or ""))
+                                     until=args.until or "", mixed_precision=args.mixed_precision))
     print(json.dumps({k: v for k, v in report.items() if not isinstance(v, list)}, indent=2))
     return 0
 
@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=BuildConfig.seed, help="same seed, same world")
     p.add_argument("--threads", type=int, default=BuildConfig.threads, help="torch threads (0 = default)")
     p.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
+    p.add_argument("--mixed-precision", choices=("auto", "no", "bf16"), default=BuildConfig.mixed_precision,
+                   help="bf16 autocast for the teacher and renderer training (auto = where the CPU has native bf16)")
     p.set_defaults(func=_build)
     for name in ("tortuner.lab.run", "tortuner.lab.finetune_experiment"):
         if importlib.util.find_spec(name):

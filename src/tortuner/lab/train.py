@@ -41,8 +41,13 @@ def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
+def autocast(bf16: bool) -> torch.autocast:
+    """bf16 autocast on the CPU (weights, optimiser and losses stay float32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
 def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
-                  writer: SummaryWriter, seed: int, lr: float = 2e-3) -> list[float]:
+                  writer: SummaryWriter, seed: int, lr: float = 2e-3, bf16: bool = False) -> list[float]:
     """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook; plus two usual fixes for usage.
 
     The EMA codebook starts from random vectors far from the encoder's outputs, so after a short warm-up it is
@@ -66,8 +71,9 @@ def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int,
         mel = torch.stack(mels)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        recon, commit, _ = model(mel)
-        rec = F.mse_loss(recon, mel)
+        with autocast(bf16):
+            recon, commit, _ = model(mel)
+        rec = F.mse_loss(recon.float(), mel)
         loss = rec + 0.25 * commit
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,7 +194,8 @@ def gpt_latents(gpt: torch.nn.Module, examples: list[GPTExample], batch: int = 1
 
 
 def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], model: Renderer, steps: int,
-                   batch: int, crop_codes: int, writer: SummaryWriter, seed: int, lr: float = 2e-3) -> list[float]:
+                   batch: int, crop_codes: int, writer: SummaryWriter, seed: int, lr: float = 2e-3,
+                   bf16: bool = False) -> list[float]:
     """L1 between rendered and real univnet mels on random crops. items: (latents (N,D), cond_mels, target)."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -206,7 +213,9 @@ def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
             lats.append(lat), conds.append(cond), targets.append(tgt)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        loss = F.l1_loss(model(torch.stack(lats), torch.stack(conds)), torch.stack(targets))
+        with autocast(bf16):
+            out = model(torch.stack(lats), torch.stack(conds))
+        loss = F.l1_loss(out.float(), torch.stack(targets))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

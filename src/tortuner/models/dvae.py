@@ -188,14 +188,16 @@ class DiscreteVAE(nn.Module):
         In training mode the codebook is updated by EMA (unless `update_codebook=False`). The reconstruction is cut
         to the input length; callers compute MSE(mel, recon) and add `commitment_weight * commitment`.
         """
-        z = self.encode(mel)
-        flat = z.reshape(-1, z.shape[-1])
-        tokens = self.codebook.distances(flat.detach()).argmin(-1)
-        if update_codebook if update_codebook is not None else self.training:
-            self.codebook.ema_update(flat.detach(), tokens)
-        q = self.codebook.lookup(tokens).view_as(z)
-        commitment = F.mse_loss(q.detach(), z)
-        q = z + (q - z).detach()  # straight-through
+        z = self.encode(mel).float()
+        # The codebook stays in float32 under autocast: nearest-code search and EMA sums are what low precision breaks.
+        with torch.autocast(z.device.type, enabled=False):
+            flat = z.reshape(-1, z.shape[-1])
+            tokens = self.codebook.distances(flat.detach()).argmin(-1)
+            if update_codebook if update_codebook is not None else self.training:
+                self.codebook.ema_update(flat.detach(), tokens)
+            q = self.codebook.lookup(tokens).view_as(z)
+            commitment = F.mse_loss(q.detach(), z)
+            q = z + (q - z).detach()  # straight-through
         recon = self.decode_vectors(q)[..., : mel.shape[-1]]
         return recon, commitment, tokens.view(z.shape[:2])
 
