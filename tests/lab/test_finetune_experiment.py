@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -41,6 +42,7 @@ def test_teacher_tokens_give_ratio_one_and_fine_tuning_helps(world, tmp_path):
     assert r["finetune_ratio"] == 1.0 and r["finetune_nll_recovered"] == r["finetune_nll_oracle"]
     assert r["finetune_nll_oracle"] < r["finetune_nll_base"]
     assert r["finetune"]["train_token_agreement"] == 1.0
+    assert r["finetune"]["dvae_sha256"] == hashlib.sha256((run / "dvae.pth").read_bytes()).hexdigest()
     # Rerunning resumes (nothing to train) and replaces its report section instead of adding another.
     assert lab_finetune(world, run) == 0
     md = (run / "report.md").read_text()

@@ -88,3 +88,20 @@ def test_run_without_hidden_then_score(world, tmp_path):
     assert rep["stages"]["recon"]["agreement_top1"] == rep["proposal_agreement_top1"]
     for name in ("report.md", "agreement_vs_step.png", "agreement_vs_pairs.png", "example_tokens.png"):
         assert (run / name).stat().st_size > 0
+
+    # `lab finetune`'s results (as it writes them) survive a re-score with the same dvae.pth, and only then.
+    from tortuner.finetune.dataset import sha_file
+    from tortuner.lab.finetune_experiment import write_markdown
+
+    ft = {"finetune_nll_base": 3.0, "finetune_nll_oracle": 2.0, "finetune_nll_recovered": 2.2, "finetune_ratio": 1.1,
+          "finetune": {"dvae_sha256": sha_file(run / "dvae.pth", "sha256"), "train_clips": 4, "val_clips": 2,
+                       "val_codes": 50, "target_ratio": 1.03, "pass": False, "train_token_agreement": 0.5}}
+    write_json(run / "report.json", {**read_json(run / "report.json"), **ft})
+    write_markdown(run / "report.md", ft)
+    rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
+    assert rep["finetune_ratio"] == read_json(run / "report.json")["finetune_ratio"] == 1.1
+    assert (run / "report.md").read_text().count("## Fine-tune experiment") == 1
+    shutil.copyfile(run / "baseline.pth", run / "dvae.pth")  # another tokenizer: those results no longer apply
+    rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
+    assert "finetune_ratio" not in rep and "finetune_ratio" not in read_json(run / "report.json")
+    assert "## Fine-tune experiment" not in (run / "report.md").read_text()

@@ -113,6 +113,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
                      "val_codes": sum(int(b["wav_lengths"].div(gcfg.mel_length_compression, rounding_mode="floor").sum())
                                       for b in batches),
                      "train_token_agreement": round(sum(agree) / max(1, len(agree)), 4),
+                     "dvae_sha256": sha_file(recovered, "sha256"),  # `lab run` re-scoring keeps this only if unchanged
                      "final_train_loss": train_loss, "config": asdict(cfg)},
     }
     report_path = run / "report.json"
@@ -120,7 +121,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
     report.update(result)
     write_json(report_path, report)
     _plot(scores, out)
-    _markdown(run / "report.md", result)
+    write_markdown(run / "report.md", result)
     return result
 
 
@@ -143,7 +144,8 @@ def _plot(scores: dict[str, float], out: Path) -> None:
     plt.close(fig)
 
 
-def _markdown(path: Path, r: dict[str, Any]) -> None:
+def write_markdown(path: Path, r: dict[str, Any]) -> None:
+    """Put (or replace) the fine-tune section of a run's report.md; `r` holds the `finetune*` keys."""
     f = r["finetune"]
     section = "\n".join([
         MD_START,

@@ -246,9 +246,26 @@ def run_lab(cfg: RunConfig) -> dict:
     if not lab.world.teacher.is_file():
         print(f"no hidden half in {cfg.world}: recovery done, scoring skipped (rerun with --score-only on the full world)")
         return {"scored": False, **lab.state}
+    previous = read_json(lab.out / "report.json") if (lab.out / "report.json").is_file() else {}
     rep = lab.score()
+    _keep_finetune(previous, rep, lab.out)
     write_json(lab.out / "report.json", rep)
     return rep
+
+
+def _keep_finetune(previous: dict, rep: dict, run: Path) -> None:
+    """Carry `lab finetune`'s results into a re-scored report if they were made with the current `dvae.pth`."""
+    if "finetune" not in previous:
+        return
+    from tortuner.finetune.dataset import sha_file
+    from tortuner.lab.finetune_experiment import write_markdown
+
+    if previous["finetune"].get("dvae_sha256") != sha_file(run / "dvae.pth", "sha256"):
+        print(f"{run / 'report.json'}: fine-tune results dropped (made with another dvae.pth); rerun `tortuner lab "
+              "finetune` for them")
+        return
+    rep.update({k: v for k, v in previous.items() if k.startswith("finetune")})
+    write_markdown(run / "report.md", rep)
 
 
 def _run(args: argparse.Namespace) -> int:
