@@ -46,11 +46,8 @@ def _per_step(fn, steps: int, bf16: bool) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def _gpt_split(clips: list[train.Clip], s, steps: int) -> None:
+def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]], s, steps: int) -> None:
     """Share of the stock conditioning encoder in a GPT training step, float32 and under bf16 autocast."""
-    by_speaker: dict[str, list[train.Clip]] = {}
-    for c in clips:
-        by_speaker.setdefault(c.speaker, []).append(c)
     rng, mel = random.Random(0), DvaeMel()
     model = build_gpt(_configs(s)["gpt"])
     train.set_dropout(model, s.gpt_dropout)
@@ -122,12 +119,10 @@ def main() -> None:
         print(f"{name:10s} {row[0]:10.4f} {row[1]:10.4f} {row[2]:11.4f}  {row[1] / row[0]:13.2f}  {row[2] / row[1]:10.2f}")
 
     torch.set_num_threads(2)
-    _gpt_split(clips, s, args.steps)
+    by_speaker = train.group_by_speaker(clips)
+    _gpt_split(clips, by_speaker, s, args.steps)
 
     sample = clips[: args.clips]
-    by_speaker: dict[str, list[train.Clip]] = {}
-    for c in clips:
-        by_speaker.setdefault(c.speaker, []).append(c)
     mel = DvaeMel()
     examples = [train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng) for c in sample]
     t = time.perf_counter()

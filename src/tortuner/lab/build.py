@@ -230,9 +230,7 @@ class WorldBuilder:
         torch_save({"gpt": torch.tensor(hist)}, self.paths.work / "history_gpt.pt")
 
     def _renderer_items(self, clips: list[train.Clip], gpt, rng: random.Random):
-        by_speaker: dict[str, list[train.Clip]] = {}
-        for c in clips:
-            by_speaker.setdefault(c.speaker, []).append(c)
+        by_speaker = train.group_by_speaker(clips)
         umel = UnivNetMel()
         examples = [train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng) for c in clips]
         latents = train.gpt_latents(gpt, examples)

@@ -98,6 +98,14 @@ def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int,
     return history
 
 
+def group_by_speaker(clips: list[Clip]) -> dict[str, list[Clip]]:
+    """Clips of each speaker, in input order (where conditioning clips are drawn from)."""
+    out: dict[str, list[Clip]] = {}
+    for c in clips:
+        out.setdefault(c.speaker, []).append(c)
+    return out
+
+
 def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples: int, rng: random.Random) -> GPTExample:
     """Text, teacher codes and two conditioning clips of the same speaker (others when there are)."""
     others = [c for c in same_speaker if c is not clip] or [clip]
@@ -136,9 +144,7 @@ def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, c
     """
     rng = random.Random(seed)
     mel = DvaeMel()
-    by_speaker: dict[str, list[Clip]] = {}
-    for c in clips:
-        by_speaker.setdefault(c.speaker, []).append(c)
+    by_speaker = group_by_speaker(clips)
     decay = [p for n, p in gpt.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in gpt.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
