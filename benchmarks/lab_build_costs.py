@@ -6,7 +6,8 @@ On a built world (its training clips and public GPT), prints:
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
   under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
   the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
-- the share of the stock conditioning encoder in a GPT step (float32 and bf16);
+- the share of the stock conditioning encoder in a GPT step (float32 and bf16), and a GPT step with the world's
+  conditioning encoder (`gpt_cond_blocks`) against the stock 6 blocks, the two alternating;
 - renderer latents for `--clips` clips: the stock `UnifiedVoice.forward` one clip at a time vs
   `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two;
 - the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
@@ -18,6 +19,7 @@ Nothing of the world is changed; the models trained here are fresh and thrown aw
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import tempfile
 import time
@@ -47,7 +49,7 @@ def _per_step(fn, steps: int, bf16: bool) -> float:
 
 
 def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]], s, steps: int) -> None:
-    """Share of the stock conditioning encoder in a GPT training step, float32 and under bf16 autocast."""
+    """Share of the conditioning encoder in a GPT training step, float32 and under bf16 autocast; fewer blocks."""
     rng, mel = random.Random(0), DvaeMel()
     model = build_gpt(_configs(s)["gpt"])
     train.set_dropout(model, s.gpt_dropout)
@@ -73,6 +75,24 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
 
     row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
            for name, fn in (("whole step", whole), ("conditioning encoder", conditioning)) for bf16 in (False, True)}
+    # the world's conditioning encoder against the stock 6 blocks: steps alternate between the two models batch by
+    # batch, so that the machine's drifting speed falls on both alike
+    models = {n: build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=n))
+              for n in sorted({6, s.gpt_cond_blocks})}
+    opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, m in models.items()}
+    spent = dict.fromkeys(models, 0.0)
+    for i, b in enumerate(batches):
+        for n, m in models.items():
+            t = time.perf_counter()
+            loss = total_loss(*gpt_losses(m, b))
+            opts[n].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[n].step()
+            if i:  # the first step of each is warm-up
+                spent[n] += time.perf_counter() - t
+    print("GPT step by conditioning blocks (float32, alternating): "
+          + ", ".join(f"{n} blocks {t / (len(batches) - 1):.4f} s" for n, t in spent.items())
+          + f" ({spent[s.gpt_cond_blocks] / spent[6]:.2f}x)")
     print(f"GPT step (2 threads, pre-collated batches): whole {row['whole step', False]:.4f} s, conditioning encoder "
           f"alone {row['conditioning encoder', False]:.4f} s ({row['conditioning encoder', False] / row['whole step', False]:.0%}); "
           f"under bf16 {row['whole step', True]:.4f} s and {row['conditioning encoder', True]:.4f} s")

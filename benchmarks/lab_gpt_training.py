@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--cond-samples", type=int, default=0, help="0 = the world size's cond_samples")
     ap.add_argument("--layers", type=int, default=0, help="0 = the world size's gpt_layers")
     ap.add_argument("--dim", type=int, default=0, help="0 = the world size's gpt_dim")
+    ap.add_argument("--cond-blocks", type=int, default=0, help="0 = the world size's gpt_cond_blocks")
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -76,12 +77,13 @@ def main() -> None:
     seen = _scored(builder.paths.teacher_speech, teacher, mel, cond, 32)
 
     torch.manual_seed(args.seed)
-    size = dataclasses.replace(size, gpt_layers=args.layers or size.gpt_layers, gpt_dim=args.dim or size.gpt_dim)
+    size = dataclasses.replace(size, gpt_layers=args.layers or size.gpt_layers, gpt_dim=args.dim or size.gpt_dim,
+                               gpt_cond_blocks=args.cond_blocks or size.gpt_cond_blocks)
     gpt = build_gpt(_configs(size)["gpt"])
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
     train.set_dropout(gpt, dropout)
     print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
-          f"{dropout:g} cond {cond}; {len(clips)} training clips, "
+          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks; {len(clips)} training clips, "
           f"{len(held_out)} eval clips; NLL / ln {k}", flush=True)
     clock = {"t": time.time(), "train": 0.0}
 

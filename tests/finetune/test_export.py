@@ -34,7 +34,8 @@ def test_export_loads_strictly_into_the_stock_class(run, tiny_models, espeak_dat
     assert main(["export", str(run), "--out", str(out)]) == 0
     sd = torch.load(out, map_location="cpu", weights_only=True)
     cfg = model_configs(tiny_models)["gpt"]
-    stock = UnifiedVoice(**{k: v for k, v in cfg.__dict__.items()})
+    assert cfg.conditioning_blocks == 6  # the stock encoder, which UnifiedVoice always builds
+    stock = UnifiedVoice(**{k: v for k, v in cfg.__dict__.items() if k != "conditioning_blocks"})
     stock.load_state_dict(sd, strict=True)
     trained = load_file(run / "checkpoints" / "step_0000004" / "model.safetensors")
     assert all(torch.equal(sd[k], trained[k]) for k in trained)

@@ -96,6 +96,22 @@ def test_a_world_started_with_other_size_settings_is_refused(world, tmp_path, ca
     assert "other 'test' settings" in capsys.readouterr().err
 
 
+def test_a_setting_a_world_does_not_record_counts_as_its_default(world, tmp_path, capsys):
+    from dataclasses import asdict
+
+    from tortuner.lab.build import SIZES, WorldBuilder
+
+    assert len(load_tortoise_model(world.models, "gpt").conditioning_encoder.attn) == SIZES["test"].gpt_cond_blocks
+    state = json.loads(world.state.read_text())
+    del state["config"]["gpt_cond_blocks"]  # a world started before the setting existed had the stock 6 blocks
+    (tmp_path / "world.json").write_text(json.dumps(state))
+    assert main(["lab", "build", "--size", "test", "--out", str(tmp_path), "--seed", "3"]) == 2  # test size: 2
+    assert "other 'test' settings" in capsys.readouterr().err
+    base = {k: v for k, v in asdict(SIZES["base"]).items() if k != "gpt_cond_blocks"}  # base keeps the stock 6
+    (tmp_path / "world.json").write_text(json.dumps({"size": "base", "seed": 3, "config": base, "stages": {}}))
+    WorldBuilder(BuildConfig(out=str(tmp_path), size="base", seed=3))
+
+
 def test_a_world_started_in_one_precision_is_not_finished_in_another(world, capsys):
     used = json.loads(world.state.read_text())["mixed_precision"]
     assert used in ("no", "bf16")

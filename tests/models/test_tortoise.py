@@ -48,6 +48,26 @@ def test_default_config_is_tortoise_api_inference_config():
     assert 400e6 < n < 450e6  # ~421.5 M parameters, as the released autoregressive.pth
 
 
+def test_fewer_conditioning_blocks_cut_the_stock_encoder_and_round_trip(tmp_path):
+    import dataclasses
+
+    stock = build_gpt(tiny_gpt_config(64))
+    cfg = dataclasses.replace(tiny_gpt_config(64), conditioning_blocks=2)
+    torch.manual_seed(0)
+    small = build_gpt(cfg)
+    assert len(stock.conditioning_encoder.attn) == 6 and len(small.conditioning_encoder.attn) == 2
+    cut = {k for k in stock.state_dict() if k.startswith("conditioning_encoder.attn.") and int(k.split(".")[2]) >= 2}
+    assert set(small.state_dict()) == set(stock.state_dict()) - cut
+    torch.save(small.state_dict(), tmp_path / "autoregressive.pth")
+    save_model_config(tmp_path, {"gpt": cfg})
+    loaded = load_tortoise_model(tmp_path, "gpt")
+    mel = torch.randn(1, 80, 40)
+    assert torch.equal(loaded.get_conditioning(mel), small.eval().get_conditioning(mel))
+    for bad in (0, 7):
+        with pytest.raises(ValueError, match="conditioning_blocks"):
+            build_gpt(dataclasses.replace(cfg, conditioning_blocks=bad))
+
+
 def test_missing_corrupt_and_mismatched_files_are_named(models_dir, tmp_path):
     with pytest.raises(TortunerError, match="not found"):
         load_tortoise_model(tmp_path / "nowhere", "gpt")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -58,6 +58,9 @@ class LabSize:
     # costs more than the lab's small GPT itself, and halving its input made GPT steps ~35 % faster at the same
     # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
     cond_samples: int = 22050
+    # Attention blocks of the GPT's conditioning encoder (stock: 6). Over the lab's 1 s clips 2 blocks give the same
+    # held-out NLL at 0.83x the GPT step (benchmarks/lab_gpt_training.py --cond-blocks; docs/lab.md).
+    gpt_cond_blocks: int = 6
 
 
 SIZES: dict[str, LabSize] = {
@@ -65,15 +68,15 @@ SIZES: dict[str, LabSize] = {
     "test": LabSize(SpeechPlan(3, 2, 2, 4, 3, 8, 1, 1, max_words=10), num_codes=32, codebook_dim=16, dvae_hidden=32,
                     dvae_blocks=1, dvae_steps=60, gpt_layers=1, gpt_dim=64, gpt_heads=2, gpt_steps=30,
                     renderer_channels=32, renderer_blocks=1, renderer_steps=30, clvp_dim=32, clvp_depth=1,
-                    clvp_steps=20, batch=8, gpt_batch=4),
+                    clvp_steps=20, batch=8, gpt_batch=4, gpt_cond_blocks=2),
     "tiny": LabSize(SpeechPlan(48, 16, 5, 48, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
                     dvae_hidden=64, dvae_blocks=1, dvae_steps=2000, gpt_layers=3, gpt_dim=128, gpt_heads=4,
                     gpt_steps=1500, renderer_channels=96, renderer_blocks=3, renderer_steps=3000, clvp_dim=64,
-                    clvp_depth=1, clvp_steps=200, gpt_lr=2e-3),
+                    clvp_depth=1, clvp_steps=200, gpt_lr=2e-3, gpt_cond_blocks=2),
     "small": LabSize(SpeechPlan(40, 24, 8, 72, 8, 60, 8, 6, max_words=18), num_codes=256, codebook_dim=48,
                      dvae_hidden=96, dvae_blocks=2, dvae_steps=3000, gpt_layers=3, gpt_dim=192, gpt_heads=4,
                      gpt_steps=2000, renderer_channels=128, renderer_blocks=4, renderer_steps=3000, clvp_dim=96,
-                     clvp_depth=1, clvp_steps=300),
+                     clvp_depth=1, clvp_steps=300, gpt_cond_blocks=2),
     "base": LabSize(SpeechPlan(120, 80, 20, 40, 10, 120, 14, 8, max_words=30), num_codes=2048, codebook_dim=128,
                     dvae_hidden=256, dvae_blocks=3, dvae_steps=20000, gpt_layers=8, gpt_dim=512, gpt_heads=8,
                     gpt_steps=20000, renderer_channels=256, renderer_blocks=6, renderer_steps=8000, clvp_dim=256,
@@ -107,7 +110,7 @@ def resolve_precision(mixed_precision: str) -> str:
 def _configs(size: LabSize) -> dict:
     gpt = GPTConfig(layers=size.gpt_layers, model_dim=size.gpt_dim, heads=size.gpt_heads, max_text_tokens=200,
                     max_mel_tokens=300, number_mel_codes=size.num_codes + 2, start_mel_token=size.num_codes,
-                    stop_mel_token=size.num_codes + 1)
+                    stop_mel_token=size.num_codes + 1, conditioning_blocks=size.gpt_cond_blocks)
     clvp = CLVPConfig(dim_text=size.clvp_dim, dim_speech=size.clvp_dim, dim_latent=size.clvp_dim,
                       text_enc_depth=size.clvp_depth, text_seq_len=200, text_heads=4, num_speech_tokens=size.num_codes,
                       speech_enc_depth=size.clvp_depth, speech_heads=4, speech_seq_len=300)
@@ -145,7 +148,9 @@ class WorldBuilder:
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
                                 f"seed={self.state.get('seed')}; use another --out or the same settings")
-        if self.state.get("config", asdict(self.size)) != asdict(self.size):
+        # settings added to LabSize later count as their defaults in a world that does not record them
+        defaults = {f.name: f.default for f in fields(LabSize) if f.default is not MISSING}
+        if {**defaults, **self.state.get("config", asdict(self.size))} != asdict(self.size):
             raise TortunerError(f"{self.paths.state}: world was started with other '{cfg.size}' settings (an older "
                                 "tortuner?); use another --out")
         precision = resolve_precision(cfg.mixed_precision)

@@ -22,6 +22,10 @@ def _save(fig, path: Path) -> None:
 
 
 @torch.no_grad()
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
 def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, recovered: DiscreteVAE) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if rep["curve"]:
@@ -74,7 +78,8 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         f"{rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | **{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
         f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: {rep['baseline_matched_agreement_top1']:.3f}) | "
         f"– | – | {rep['baseline_nll_ratio']:.3f} | – |", "",
-        f"Chance top-1: {rep['chance_top1']:.4f}. Drift of recon: {s['recon'].get('drift')}, improved: {s['improved'].get('drift')}.", "",
+        f"Chance top-1: {rep['chance_top1']:.4f}. Drift of recon: {_num(s['recon'].get('drift'))}, improved: "
+        f"{_num(s['improved'].get('drift'))}.", "",
         "![agreement vs step](agreement_vs_step.png)", "", "![agreement vs pairs](agreement_vs_pairs.png)", "",
         "![tokens](example_tokens.png)", "",
     ]

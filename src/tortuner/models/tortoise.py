@@ -36,6 +36,9 @@ class GPTConfig:
     train_solo_embeddings: bool = False
     use_mel_codes_as_input: bool = True
     checkpointing: bool = False
+    # Attention blocks of the conditioning encoder. Not a `UnifiedVoice` argument (the stock class always builds
+    # 6, as TorToiSe's released GPT has); a smaller world can keep fewer, which `build_gpt` cuts off.
+    conditioning_blocks: int = 6
 
     @property
     def num_codes(self) -> int:
@@ -101,7 +104,14 @@ def tiny_vocoder_config() -> VocoderConfig:
 def build_gpt(cfg: GPTConfig = GPTConfig()) -> nn.Module:
     from tortoise.models.autoregressive import UnifiedVoice
 
-    return UnifiedVoice(**{k: v for k, v in asdict(cfg).items()})
+    args = asdict(cfg)
+    blocks = args.pop("conditioning_blocks")
+    gpt = UnifiedVoice(**args)
+    encoder = gpt.conditioning_encoder
+    if not 1 <= blocks <= len(encoder.attn):
+        raise ValueError(f"conditioning_blocks={blocks}: between 1 and {len(encoder.attn)}")
+    encoder.attn = encoder.attn[:blocks]
+    return gpt
 
 
 def build_clvp(cfg: CLVPConfig = CLVPConfig()) -> nn.Module:
