@@ -136,10 +136,10 @@ class LabRun:
 
     def _select(self):
         """Pick the final dVAE among decoder / recon / improved by the public GPT's information gain on public
-        speech (`gpt_gain` = H(tokens) - NLL, no hidden data). On four builds of the tiny and small worlds it ranked
+        speech (`gpt_gain` = H(tokens) - NLL, no hidden data). On six builds of the tiny and small worlds it ranked
         the three exactly as their agreement with the hidden teacher did; the public NLL alone rewards a codebook
-        drifting to fewer, more predictable codes (it picked `improved` on a tiny build, 0.455 vs 0.465), the CLVP
-        score prefers the tokenizer closest to the GPT's own samples (`decoder` on every build); docs/recovery.md."""
+        drifting to fewer, more predictable codes (it picked `improved` on two tiny builds, e.g. 0.476 vs 0.489),
+        the CLVP score prefers the tokenizer closest to the GPT's own samples (`decoder` on every build); docs/recovery.md."""
         models = self.world.models
         gpt, clvp = load_tortoise_model(models, "gpt").eval(), load_tortoise_model(models, "clvp").eval()
         clips = load_real(self.world.public_speech)

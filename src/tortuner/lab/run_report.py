@@ -21,11 +21,11 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-@torch.no_grad()
 def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+@torch.no_grad()
 def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, recovered: DiscreteVAE) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if rep["curve"]:
