@@ -63,14 +63,17 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     def conditioning(b: dict) -> torch.Tensor:
         return model.get_conditioning(b["cond_mels"]).square().mean()
 
+    def step(loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def steps_of(loss_fn):
         def run(n: int, bf16: bool) -> None:
             for b in batches[:n]:
                 with train.autocast(bf16):
                     loss = loss_fn(b)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step(loss, opt)
         return run
 
     row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
@@ -79,15 +82,14 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     # batch, so that the machine's drifting speed falls on both alike
     models = {n: build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=n))
               for n in sorted({6, s.gpt_cond_blocks})}
+    for m in models.values():
+        train.set_dropout(m, s.gpt_dropout)  # as the build trains it
     opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, m in models.items()}
     spent = dict.fromkeys(models, 0.0)
     for i, b in enumerate(batches):
         for n, m in models.items():
             t = time.perf_counter()
-            loss = total_loss(*gpt_losses(m, b))
-            opts[n].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[n].step()
+            step(total_loss(*gpt_losses(m, b)), opts[n])
             if i:  # the first step of each is warm-up
                 spent[n] += time.perf_counter() - t
     print("GPT step by conditioning blocks (float32, alternating): "

@@ -59,7 +59,7 @@ class LabSize:
     # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
     cond_samples: int = 22050
     # Attention blocks of the GPT's conditioning encoder (stock: 6). Over the lab's 1 s clips 2 blocks give the same
-    # held-out NLL at 0.83x the GPT step (benchmarks/lab_gpt_training.py --cond-blocks; docs/lab.md).
+    # held-out NLL at 0.77x the GPT step (benchmarks/lab_gpt_training.py --cond-blocks; docs/lab.md).
     gpt_cond_blocks: int = 6
 
 
