@@ -118,9 +118,10 @@ def _configs(size: LabSize) -> dict:
     return {"gpt": gpt, "clvp": clvp, "renderer": renderer, "lab": {"cond_samples": size.cond_samples}}
 
 
-def _clips(folder: Path, mel: DvaeMel) -> list[train.Clip]:
-    return [train.Clip(wav=(w := load_audio(r["audio"], DVAE_SR)), mel=mel(w), text=r["text"], speaker=r["speaker"])
-            for r in load_manifest(folder)]
+def _clips(folder: Path, mel: DvaeMel | None = None) -> list[train.Clip]:
+    """A speech set's clips, with their mel when `mel` is given (only the teacher trains on mels)."""
+    return [train.Clip(wav=(w := load_audio(r["audio"], DVAE_SR)), mel=None if mel is None else mel(w), text=r["text"],
+                       speaker=r["speaker"]) for r in load_manifest(folder)]
 
 
 def _attach_tokens(folder: Path, dvae: DiscreteVAE) -> None:
@@ -207,7 +208,7 @@ class WorldBuilder:
         torch_save({"teacher": torch.tensor(hist)}, self.paths.work / "history_teacher.pt")
 
     def _texted_clips(self, folder: Path, dvae: DiscreteVAE) -> list[train.Clip]:
-        clips = [c for c in _clips(folder, self.mel) if c.text]
+        clips = [c for c in _clips(folder) if c.text]
         for c, tokens in zip(clips, train.tokens_with_tail(dvae, [c.wav for c in clips])):
             c.tokens = tokens
         return clips

@@ -28,7 +28,7 @@ class Clip:
     """One utterance held in memory while the world is built."""
 
     wav: torch.Tensor              # 22.05 kHz
-    mel: torch.Tensor              # (80, T) dVAE mel
+    mel: torch.Tensor | None       # (80, T) dVAE mel, where the teacher trains on it
     text: str
     speaker: str
     tokens: torch.Tensor | None = None     # teacher tokens of the clip + 1024 zero samples (DL-Art-School style)
