@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/lab_build_costs.py worlds/small [--steps 40] [--clips 300]
 
 On a built world (its training clips and public GPT), prints:
+- the seconds the GPT and renderer stages spend preparing their inputs (clips + teacher tokens; latents + mels);
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
   under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
   the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
@@ -34,7 +35,7 @@ from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.files import read_json
 from tortuner.finetune.gpt_data import collate, gpt_losses, total_loss
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
+from tortuner.lab.build import BuildConfig, WorldBuilder, _clips, _configs
 from tortuner.lab.world import WorldPaths
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.renderer import Renderer
@@ -108,15 +109,23 @@ def main() -> None:
     args = ap.parse_args()
     builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
     s, writer = builder.size, SummaryWriter(tempfile.mkdtemp())
+    t = time.perf_counter()
     clips = builder._training_clips()
+    t_clips = time.perf_counter() - t
     gpt = load_tortoise_model(builder.paths.models, "gpt")
     rng = random.Random(0)
+    t = time.perf_counter()
+    builder._renderer_items(clips, gpt, random.Random(0))
+    t_items = time.perf_counter() - t
+    print(f"{args.world}: stage inputs (not training): {len(clips)} training clips loaded with teacher tokens "
+          f"{t_clips:.1f} s (GPT stage), the renderer's inputs (GPT latents, univnet mels) {t_items:.1f} s")
     items = builder._renderer_items(clips[:200], gpt, rng)
+    teacher_clips = _clips(builder.paths.teacher_speech, builder.mel)  # the teacher trains on mels
 
     def teacher(n: int, bf16: bool) -> None:
         dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
                                       num_resnet_blocks=s.dvae_blocks))
-        train.train_teacher(clips, dvae, n, s.batch, 256, writer, 0, bf16=bf16)
+        train.train_teacher(teacher_clips, dvae, n, s.batch, 256, writer, 0, bf16=bf16)
 
     def gpt_steps(n: int, bf16: bool) -> None:  # the build trains the GPT in float32; this is the whole step in bf16
         model = build_gpt(_configs(s)["gpt"])
