@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/lab_build_costs.py worlds/small [--steps 40] [--clips 300]
 
 On a built world (its training clips and public GPT), prints:
-- the seconds the GPT and renderer stages spend preparing their inputs (clips + teacher tokens; latents + mels);
+- the seconds the GPT and renderer stages spend preparing their inputs (clips + teacher tokens; latents + mels), and
+  what the dVAE mels the teacher stage computes add to loading its clips;
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
   under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
   the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
@@ -115,12 +116,18 @@ def main() -> None:
     gpt = load_tortoise_model(builder.paths.models, "gpt")
     rng = random.Random(0)
     t = time.perf_counter()
-    builder._renderer_items(clips, gpt, random.Random(0))
+    items = builder._renderer_items(clips, gpt, rng)[:200]  # all of them timed, 200 kept for the renderer steps
     t_items = time.perf_counter() - t
     print(f"{args.world}: stage inputs (not training): {len(clips)} training clips loaded with teacher tokens "
           f"{t_clips:.1f} s (GPT stage), the renderer's inputs (GPT latents, univnet mels) {t_items:.1f} s")
-    items = builder._renderer_items(clips[:200], gpt, rng)
+    t = time.perf_counter()
+    _clips(builder.paths.teacher_speech)
+    t_plain = time.perf_counter() - t
+    t = time.perf_counter()
     teacher_clips = _clips(builder.paths.teacher_speech, builder.mel)  # the teacher trains on mels
+    t_mel = time.perf_counter() - t
+    print(f"{len(teacher_clips)} teacher-speech clips loaded in {t_plain:.1f} s, with their dVAE mels {t_mel:.1f} s "
+          "(only the teacher stage computes the mels)")
 
     def teacher(n: int, bf16: bool) -> None:
         dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
