@@ -8,10 +8,12 @@ On a built world (its training clips and public GPT), prints:
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
   under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
   the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
-- the share of the stock conditioning encoder in a GPT step (float32 and bf16), and a GPT step with the world's
-  conditioning encoder (`gpt_cond_blocks`) against the stock 6 blocks, the two alternating;
+- the share of the stock conditioning encoder in a GPT step (float32 and bf16), and a GPT step of the world against
+  variants, the contestants alternating batch by batch: the stock 6-block conditioning encoder, the stock `gelu_new`
+  activation (`models.tortoise.use_fused_gelu`), the step under bf16;
 - renderer latents for `--clips` clips: the stock `UnifiedVoice.forward` one clip at a time vs
-  `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two;
+  `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two, and the batched
+  latents under bf16 autocast (time and relative difference);
 - the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
 - teacher tokens of the clips (with the tail): one clip at a time vs `lab.train.tokens_with_tail` (batched), equal?
 
@@ -29,6 +31,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
+from transformers.activations import NewGELUActivation
 
 from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
@@ -51,7 +54,7 @@ def _per_step(fn, steps: int, bf16: bool) -> float:
 
 
 def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]], s, steps: int) -> None:
-    """Share of the conditioning encoder in a GPT training step, float32 and under bf16 autocast; fewer blocks."""
+    """Share of the conditioning encoder in a GPT training step, float32 and bf16; the world's GPT against variants."""
     rng, mel = random.Random(0), DvaeMel()
     model = build_gpt(_configs(s)["gpt"])
     train.set_dropout(model, s.gpt_dropout)
@@ -80,23 +83,33 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
 
     row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
            for name, fn in (("whole step", whole), ("conditioning encoder", conditioning)) for bf16 in (False, True)}
-    # the world's conditioning encoder against the stock 6 blocks: steps alternate between the two models batch by
-    # batch, so that the machine's drifting speed falls on both alike
-    models = {n: build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=n))
-              for n in sorted({6, s.gpt_cond_blocks})}
-    for m in models.values():
+    # The world's GPT against variants: the stock 6-block conditioning encoder, transformers' `gelu_new` instead of
+    # the fused GELU `build_gpt` installs, and the whole step under bf16 autocast. Steps alternate between the
+    # contestants batch by batch, so that the machine's drifting speed falls on all alike.
+    def variant(blocks: int = s.gpt_cond_blocks, stock_gelu: bool = False) -> torch.nn.Module:
+        m = build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=blocks))
+        if stock_gelu:
+            for block in m.gpt.h:
+                block.mlp.act = NewGELUActivation()
         train.set_dropout(m, s.gpt_dropout)  # as the build trains it
-    opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, m in models.items()}
-    spent = dict.fromkeys(models, 0.0)
+        return m
+
+    contestants = {"world": (variant(), False), "6 blocks": (variant(6), False),
+                   "gelu_new": (variant(stock_gelu=True), False), "bf16": (variant(), True)}
+    opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, (m, _) in contestants.items()}
+    spent = dict.fromkeys(contestants, 0.0)
     for i, b in enumerate(batches):
-        for n, m in models.items():
+        for n, (m, bf16) in contestants.items():
             t = time.perf_counter()
-            step(total_loss(*gpt_losses(m, b)), opts[n])
+            with train.autocast(bf16):
+                loss = total_loss(*gpt_losses(m, b))
+            step(loss, opts[n])
             if i:  # the first step of each is warm-up
                 spent[n] += time.perf_counter() - t
-    print("GPT step by conditioning blocks (float32, alternating): "
-          + ", ".join(f"{n} blocks {t / (len(batches) - 1):.4f} s" for n, t in spent.items())
-          + f" ({spent[s.gpt_cond_blocks] / spent[6]:.2f}x)")
+    per = {n: t / (len(batches) - 1) for n, t in spent.items()}
+    print(f"GPT step, contestants alternating: the world's ({s.gpt_cond_blocks} conditioning blocks, fused GELU, "
+          f"float32) {per['world']:.4f} s; " + ", ".join(
+              f"{n} {per[n]:.4f} s (world / {n} {per['world'] / per[n]:.2f}x)" for n in per if n != "world"))
     print(f"GPT step (2 threads, pre-collated batches): whole {row['whole step', False]:.4f} s, conditioning encoder "
           f"alone {row['conditioning encoder', False]:.4f} s ({row['conditioning encoder', False] / row['whole step', False]:.0%}); "
           f"under bf16 {row['whole step', True]:.4f} s and {row['conditioning encoder', True]:.4f} s")
@@ -134,11 +147,10 @@ def main() -> None:
                                       num_resnet_blocks=s.dvae_blocks))
         train.train_teacher(teacher_clips, dvae, n, s.batch, 256, writer, 0, bf16=bf16)
 
-    def gpt_steps(n: int, bf16: bool) -> None:  # the build trains the GPT in float32; this is the whole step in bf16
+    def gpt_steps(n: int, bf16: bool) -> None:
         model = build_gpt(_configs(s)["gpt"])
         train.set_dropout(model, s.gpt_dropout)
-        with train.autocast(bf16):
-            train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr)
+        train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr, bf16=bf16)
 
     def renderer(n: int, bf16: bool) -> None:
         train.train_renderer(items, Renderer(_configs(s)["renderer"]), n, s.batch, 48, writer, 0, bf16=bf16)
@@ -174,9 +186,15 @@ def main() -> None:
     t = time.perf_counter()
     batched = train.gpt_latents(gpt, examples)
     t_batched = time.perf_counter() - t
+    t = time.perf_counter()
+    with train.autocast(True):  # were a bf16 world's build to compute them so (it does not: see docs/lab.md)
+        low = [lat.float() for lat in train.gpt_latents(gpt, examples)]
+    t_low = time.perf_counter() - t
     diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
+    rel = float(torch.cat([a - b for a, b in zip(batched, low)]).norm() / torch.cat(batched).norm())
     print(f"\nlatents of {len(sample)} clips (2 threads): stock forward one at a time {t_alone:.1f} s, batched "
-          f"{t_batched:.1f} s ({t_alone / t_batched:.1f}x); largest difference {diff:.1e}")
+          f"{t_batched:.1f} s ({t_alone / t_batched:.1f}x); largest difference {diff:.1e}; batched under bf16 "
+          f"{t_low:.1f} s ({t_low / t_batched:.2f}x float32's), relative difference {rel:.1e}")
 
     umel = UnivNetMel()
     wavs24 = [torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR)) for c in sample]

@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=0, help="0 = the world size's gpt_layers")
     ap.add_argument("--dim", type=int, default=0, help="0 = the world size's gpt_dim")
     ap.add_argument("--cond-blocks", type=int, default=0, help="0 = the world size's gpt_cond_blocks")
+    ap.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast")
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -83,7 +84,7 @@ def main() -> None:
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
     train.set_dropout(gpt, dropout)
     print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
-          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks; {len(clips)} training clips, "
+          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks{' bf16' if args.bf16 else ''}; {len(clips)} training clips, "
           f"{len(held_out)} eval clips; NLL / ln {k}", flush=True)
     clock = {"t": time.time(), "train": 0.0}
 
@@ -98,7 +99,7 @@ def main() -> None:
         clock["t"] = time.time()
 
     train.train_gpt(clips, gpt, steps, batch, cond, SummaryWriter(tempfile.mkdtemp()),
-                    args.seed, lr=lr, hook=hook)
+                    args.seed, lr=lr, bf16=args.bf16, hook=hook)
 
 
 if __name__ == "__main__":

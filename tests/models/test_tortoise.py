@@ -1,5 +1,7 @@
 """TorToiSe's stock classes, built small, saved under their released names and loaded back through tortuner."""
 
+import dataclasses
+
 import pytest
 import torch
 import transformers
@@ -49,8 +51,6 @@ def test_default_config_is_tortoise_api_inference_config():
 
 
 def test_fewer_conditioning_blocks_cut_the_stock_encoder_and_round_trip(tmp_path):
-    import dataclasses
-
     stock = build_gpt(tiny_gpt_config(64))
     cfg = dataclasses.replace(tiny_gpt_config(64), conditioning_blocks=2)
     torch.manual_seed(0)
@@ -66,6 +66,31 @@ def test_fewer_conditioning_blocks_cut_the_stock_encoder_and_round_trip(tmp_path
     for bad in (0, 7):
         with pytest.raises(ValueError, match="conditioning_blocks"):
             build_gpt(dataclasses.replace(cfg, conditioning_blocks=bad))
+
+
+def test_fused_gelu_gives_the_stock_gpt_losses_and_gradients():
+    from tortoise.models.autoregressive import UnifiedVoice
+    from transformers.activations import NewGELUActivation, PytorchGELUTanh
+
+    cfg = tiny_gpt_config(64)
+    torch.manual_seed(0)
+    ours = build_gpt(cfg)
+    stock = UnifiedVoice(**{k: v for k, v in dataclasses.asdict(cfg).items() if k != "conditioning_blocks"})
+    stock.load_state_dict(ours.state_dict())
+    assert all(isinstance(b.mlp.act, PytorchGELUTanh) for b in ours.gpt.h)
+    assert all(isinstance(b.mlp.act, NewGELUActivation) for b in stock.gpt.h)
+    text = encode_text("A short line, for the test.")[None]
+    codes = torch.randint(0, 64, (1, 30))
+    cond_mels = torch.randn(1, 2, 80, 60)
+    losses = {}
+    for name, model in (("ours", ours), ("stock", stock)):
+        model.eval()  # no dropout: the two must compute the same function
+        model.zero_grad()
+        lt, lm, _ = model(model.get_conditioning(cond_mels), text, torch.tensor([text.shape[1]]), codes, torch.tensor([30 * 1024]))
+        (0.01 * lt + lm).backward()
+        losses[name] = (lt.detach(), lm.detach(), model.gpt.h[0].mlp.c_fc.weight.grad.clone())
+    for a, b in zip(losses["ours"], losses["stock"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_missing_corrupt_and_mismatched_files_are_named(models_dir, tmp_path):

@@ -136,7 +136,7 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
 
 
 def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
-              writer: SummaryWriter, seed: int, lr: float = 1e-3,
+              writer: SummaryWriter, seed: int, lr: float = 1e-3, bf16: bool = False,
               hook: Callable[[int], None] | None = None) -> list[float]:
     """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay.
 
@@ -159,8 +159,9 @@ def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, c
         b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng) for c in picked], gpt.stop_mel_token)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        loss_text, loss_mel = gpt_losses(gpt, b)
-        loss = total_loss(loss_text, loss_mel)
+        with autocast(bf16):
+            loss_text, loss_mel = gpt_losses(gpt, b)
+        loss = total_loss(loss_text.float(), loss_mel.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 4.0)
