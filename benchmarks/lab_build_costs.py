@@ -7,7 +7,8 @@ On a built world (its training clips and public GPT), prints:
   what the dVAE mels the teacher stage computes add to loading its clips;
 - seconds per training step of the teacher dVAE, the GPT and the renderer at 1 and 2 torch threads, in float32 and
   under bfloat16 autocast as `lab build --mixed-precision bf16` trains the teacher and the renderer (the GPT, which
-  the build keeps in float32, with its whole step under autocast): is the second core or lower precision worth it?
+  the build keeps in float32, as `train_gpt(bf16=True)` would train it): is the second core or lower precision worth
+  it?
 - the share of the stock conditioning encoder in a GPT step (float32 and bf16), and a GPT step of the world against
   variants, the contestants alternating batch by batch: the stock 6-block conditioning encoder, the stock `gelu_new`
   activation (`models.tortoise.use_fused_gelu`), the step under bf16;

@@ -84,7 +84,8 @@ def main() -> None:
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
     train.set_dropout(gpt, dropout)
     print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
-          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks{' bf16' if args.bf16 else ''}; {len(clips)} training clips, "
+          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks{' bf16' if args.bf16 else ''}; "
+          f"{len(clips)} training clips, "
           f"{len(held_out)} eval clips; NLL / ln {k}", flush=True)
     clock = {"t": time.time(), "train": 0.0}
 
