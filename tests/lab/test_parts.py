@@ -1,6 +1,7 @@
 """The lab's building blocks on real speech: espeak-ng speakers, Griffin-Lim inversion, the renderer."""
 
 import math
+import tempfile
 
 import pytest
 import torch
@@ -127,3 +128,31 @@ def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_c
             cond = gpt.get_conditioning(ex.cond_mels[None])
         stock = stock_latents(gpt, cond, ex.text, ex.codes[: ex.wav_length // SAMPLES_PER_TOKEN])
         assert lat.shape == stock.shape and torch.allclose(lat, stock, atol=1e-5)
+
+
+def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_groups():
+    """The build trains the stock CLVP with `set_dropout(clvp, 0)`; every dropout must then be off, and a CLVP fit
+    to 8 (text, codes) pairs must find each line's codes among the 8 (chance 1/8). Trailing pairs that do not fill a
+    group of 8 are not scored."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tortuner.finetune.gpt_data import encode_text
+    from tortuner.lab.report import clvp_top1
+    from tortuner.models.tortoise import build_clvp, tiny_clvp_config
+
+    torch.manual_seed(0)
+    clvp = build_clvp(tiny_clvp_config(64))
+    train.set_dropout(clvp, 0.0)
+    drops = [m for m in clvp.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(m.p == 0.0 for m in drops)
+    gen = torch.Generator().manual_seed(1)
+    lines = ["one small line", "the second text", "a third one here", "four and more", "five is next",
+             "six of them", "seven, said he", "eight at last", "a ninth, unscored", "and a tenth"]
+    pairs = [(encode_text(t), torch.randint(0, 64, (int(n),), generator=gen))
+             for t, n in zip(lines, torch.randint(20, 40, (len(lines),), generator=gen))]
+    hits_before, total = clvp_top1(clvp.eval(), pairs)
+    assert total == 8
+    with tempfile.TemporaryDirectory() as tb:
+        train.train_clvp(pairs[:8], clvp, 150, 8, SummaryWriter(tb), seed=0, lr=3e-3)
+    hits, total = clvp_top1(clvp, pairs)
+    assert total == 8 and hits == 8 > hits_before

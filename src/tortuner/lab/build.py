@@ -54,6 +54,9 @@ class LabSize:
     # The stock GPT-2 dropout (0.1) only slowed the lab GPT (~25 % per step) without helping held-out NLL
     # (benchmarks/lab_gpt_training.py); what stops it overfitting is more lines per speaker.
     gpt_dropout: float = 0.0
+    # Likewise the stock CLVP's 0.1 dropouts: without them its steps took 0.80x as long and it retrieved held-out
+    # lines as well (benchmarks/lab_clvp_training.py: top-1 among 8 on the public speech 0.509 vs 0.475).
+    clvp_dropout: float = 0.0
     # 1 s of conditioning instead of DL-Art-School's 2 s (44000): the stock conditioning encoder (6 attention blocks)
     # costs more than the lab's small GPT itself, and halving its input made GPT steps ~35 % faster at the same
     # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
@@ -258,6 +261,7 @@ class WorldBuilder:
     def _stage_clvp(self, writer, seed):
         pairs = [(encode_text(c.text), c.tokens) for c in self._training_clips()]
         clvp = build_clvp(_configs(self.size)["clvp"])
+        train.set_dropout(clvp, self.size.clvp_dropout)
         hist = train.train_clvp(pairs, clvp, self.size.clvp_steps, self.size.batch, writer, seed)
         torch_save(clvp.state_dict(), self.paths.models / "clvp2.pth")
         torch_save({"clvp": torch.tensor(hist)}, self.paths.work / "history_clvp.pt")

@@ -67,6 +67,18 @@ def _examples(rows: list[dict], mel: DvaeMel, cond_samples: int, rng: random.Ran
 
 
 @torch.no_grad()
+def clvp_top1(clvp, pairs: list[tuple[torch.Tensor, torch.Tensor]], group: int = 8) -> tuple[int, int]:
+    """(hits, tries) of CLVP picking each line's own codes among the `group` of consecutive pairs it is in."""
+    hits, total = 0, 0
+    for i in range(0, len(pairs) - group + 1, group):
+        text, speech = clvp_batch(pairs[i : i + group])
+        tl = torch.stack([clvp(text[j : j + 1].expand(group, -1), speech) for j in range(group)])  # (text j, speech)
+        hits += int((tl.argmax(1) == torch.arange(group)).sum())
+        total += group
+    return hits, total
+
+
+@torch.no_grad()
 def world_report(paths: WorldPaths, size, seed: int) -> dict:
     rng = random.Random(seed)
     mel = DvaeMel()
@@ -121,13 +133,7 @@ def world_report(paths: WorldPaths, size, seed: int) -> dict:
                 agree_n[name] += m
 
     # CLVP: held-out retrieval accuracy within batches of 8 (chance 1/8).
-    hits, total = 0, 0
-    pairs = [(encode_text(r["text"]), torch.tensor(r["tokens"])) for r in texted]
-    for i in range(0, len(pairs) - 7, 8):
-        text, speech = clvp_batch(pairs[i : i + 8])
-        tl = torch.stack([clvp(text[j : j + 1].expand(8, -1), speech) for j in range(8)])  # (text j, speech)
-        hits += int((tl.argmax(1) == torch.arange(8)).sum())
-        total += 8
+    hits, total = clvp_top1(clvp, [(encode_text(r["text"]), torch.tensor(r["tokens"])) for r in texted])
 
     # GPT samples with TorToiSe's sampling settings, rendered next to a real clip of the same speaker.
     gpt.post_init_gpt2_config(kv_cache=True)

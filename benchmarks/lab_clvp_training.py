@@ -1,0 +1,72 @@
+"""Does the public CLVP need the stock dropout? Held-out retrieval and step time, variants one after another.
+
+(`lab build` trains it with `LabSize.clvp_dropout`, 0 since this comparison.)
+
+    .venv/bin/python benchmarks/lab_clvp_training.py worlds/small [--dropouts 0.1,0] [--steps 0] [--threads 2]
+
+Each variant trains a fresh stock `CLVP` of the world's size with `lab.train.train_clvp` (as `lab build` does, the
+same seed) on the teacher's speech only, and scores it on the public speech (other speakers and lines: many groups
+of 8, so differences of a few points are visible) and on `hidden/eval` (the world report's gate), as top-1 retrieval
+of the right text among 8. Nothing of the world is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from tortuner.checkpoints import load_dvae
+from tortuner.files import read_json
+from tortuner.finetune.gpt_data import encode_text
+from tortuner.lab import train
+from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
+from tortuner.lab.report import clvp_top1
+from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.tortoise import build_clvp
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("world")
+    ap.add_argument("--dropouts", default="0.1,0", help="comma-separated dropouts of every CLVP layer (stock 0.1)")
+    ap.add_argument("--steps", type=int, default=0, help="0 = the world size's clvp_steps")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
+    size, paths = builder.size, builder.paths
+    steps = args.steps or size.clvp_steps
+    dvae = load_dvae(paths.teacher)
+    pairs = [(encode_text(c.text), c.tokens) for c in builder._texted_clips(paths.teacher_speech, dvae)]
+    public = [(encode_text(c.text), c.tokens) for c in builder._texted_clips(paths.public_speech, dvae)]
+    hidden = [(encode_text(r["text"]), torch.tensor(r["tokens"])) for r in load_manifest(paths.eval) if r["text"]]
+    print(f"{args.world}: CLVP {size.clvp_dim} x {size.clvp_depth}, {steps} steps, batch {size.batch}; trained on "
+          f"{len(pairs)} teacher-speech lines, scored on {len(public) // 8 * 8} public and {len(hidden) // 8 * 8} eval "
+          "lines (top-1 among 8, chance 0.125)", flush=True)
+    rows = []
+    for p in [float(x) for x in args.dropouts.split(",")]:
+        torch.manual_seed(args.seed)
+        clvp = build_clvp(_configs(size)["clvp"])
+        train.set_dropout(clvp, p)
+        t0 = time.time()
+        train.train_clvp(pairs, clvp, steps, size.batch, SummaryWriter(tempfile.mkdtemp()), args.seed)
+        sec = (time.time() - t0) / steps
+        with torch.no_grad():
+            (ph, pn), (eh, en) = clvp_top1(clvp, public), clvp_top1(clvp, hidden)
+        rows.append((p, ph / max(pn, 1), eh / max(en, 1), sec))
+        print(f"dropout {p:g}: public {rows[-1][1]:.3f}  eval {rows[-1][2]:.3f}  {sec:.3f} s/step", flush=True)
+    base = rows[0][3]
+    print("| dropout | public top-1 | eval top-1 | s/step | vs first |")
+    print("|---|---|---|---|---|")
+    for p, pub, ev, sec in rows:
+        print(f"| {p:g} | {pub:.3f} | {ev:.3f} | {sec:.3f} | {sec / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
