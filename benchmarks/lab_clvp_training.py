@@ -57,8 +57,7 @@ def main() -> None:
         t0 = time.time()
         train.train_clvp(pairs, clvp, steps, size.batch, SummaryWriter(tempfile.mkdtemp()), args.seed)
         sec = (time.time() - t0) / steps
-        with torch.no_grad():
-            (ph, pn), (eh, en) = clvp_top1(clvp, public), clvp_top1(clvp, hidden)
+        (ph, pn), (eh, en) = clvp_top1(clvp, public), clvp_top1(clvp, hidden)
         rows.append((p, ph / max(pn, 1), eh / max(en, 1), sec))
         print(f"dropout {p:g}: public {rows[-1][1]:.3f}  eval {rows[-1][2]:.3f}  {sec:.3f} s/step", flush=True)
     base = rows[0][3]
