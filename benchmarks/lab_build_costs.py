@@ -11,7 +11,7 @@ On a built world (its training clips and public GPT), prints:
   it?
 - the share of the stock conditioning encoder in a GPT step (float32 and bf16), and a GPT step of the world against
   variants, the contestants alternating batch by batch: the stock 6-block conditioning encoder, the stock `gelu_new`
-  activation (`models.tortoise.use_fused_gelu`), the step under bf16;
+  activation (`models.tortoise.use_fused_gelu`), one conditioning clip per line instead of two, the step under bf16;
 - renderer latents for `--clips` clips: the stock `UnifiedVoice.forward` one clip at a time vs
   `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two, and the batched
   latents under bf16 autocast (time and relative difference);
@@ -60,14 +60,17 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     model = build_gpt(_configs(s)["gpt"])
     train.set_dropout(model, s.gpt_dropout)
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
-    batches = [collate([train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng)
+    batches = [collate([train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng, 2)
                         for c in rng.choices(clips, k=s.gpt_batch)], model.stop_mel_token) for _ in range(steps)]
 
+    def clips_of(b: dict, n: int = 2) -> dict:  # the first n of a line's two conditioning clips
+        return {**b, "cond_mels": b["cond_mels"][:, :n]}
+
     def whole(b: dict) -> torch.Tensor:
-        return total_loss(*gpt_losses(model, b))
+        return total_loss(*gpt_losses(model, clips_of(b)))
 
     def conditioning(b: dict) -> torch.Tensor:
-        return model.get_conditioning(b["cond_mels"]).square().mean()
+        return model.get_conditioning(clips_of(b)["cond_mels"]).square().mean()
 
     def step(loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
         opt.zero_grad(set_to_none=True)
@@ -85,8 +88,9 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
            for name, fn in (("whole step", whole), ("conditioning encoder", conditioning)) for bf16 in (False, True)}
     # The world's GPT against variants: the stock 6-block conditioning encoder, transformers' `gelu_new` instead of
-    # the fused GELU `build_gpt` installs, and the whole step under bf16 autocast. Steps alternate between the
-    # contestants batch by batch, so that the machine's drifting speed falls on all alike.
+    # the fused GELU `build_gpt` installs, one conditioning clip per line instead of two, and the whole step under
+    # bf16 autocast. Steps alternate between the contestants batch by batch, so that the machine's drifting speed
+    # falls on all alike.
     def variant(blocks: int = s.gpt_cond_blocks, stock_gelu: bool = False) -> torch.nn.Module:
         m = build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=blocks))
         if stock_gelu:
@@ -95,21 +99,22 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
         train.set_dropout(m, s.gpt_dropout)  # as the build trains it
         return m
 
-    contestants = {"world": (variant(), False), "6 blocks": (variant(6), False),
-                   "gelu_new": (variant(stock_gelu=True), False), "bf16": (variant(), True)}
-    opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, (m, _) in contestants.items()}
+    contestants = {"world": (variant(), False, 2), "6 blocks": (variant(6), False, 2),
+                   "gelu_new": (variant(stock_gelu=True), False, 2), "1 cond clip": (variant(), False, 1),
+                   "bf16": (variant(), True, 2)}
+    opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, (m, _, _) in contestants.items()}
     spent = dict.fromkeys(contestants, 0.0)
     for i, b in enumerate(batches):
-        for n, (m, bf16) in contestants.items():
+        for n, (m, bf16, n_clips) in contestants.items():
             t = time.perf_counter()
             with train.autocast(bf16):
-                loss = total_loss(*gpt_losses(m, b))
+                loss = total_loss(*gpt_losses(m, clips_of(b, n_clips)))
             step(loss, opts[n])
             if i:  # the first step of each is warm-up
                 spent[n] += time.perf_counter() - t
     per = {n: t / (len(batches) - 1) for n, t in spent.items()}
-    print(f"GPT step, contestants alternating: the world's ({s.gpt_cond_blocks} conditioning blocks, fused GELU, "
-          f"float32) {per['world']:.4f} s; " + ", ".join(
+    print(f"GPT step, contestants alternating: the world's ({s.gpt_cond_blocks} conditioning blocks, 2 conditioning "
+          f"clips, fused GELU, float32) {per['world']:.4f} s; " + ", ".join(
               f"{n} {per[n]:.4f} s (world / {n} {per['world'] / per[n]:.2f}x)" for n in per if n != "world"))
     print(f"GPT step (2 threads, pre-collated batches): whole {row['whole step', False]:.4f} s, conditioning encoder "
           f"alone {row['conditioning encoder', False]:.4f} s ({row['conditioning encoder', False] / row['whole step', False]:.0%}); "

@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--cond-samples", type=int, default=0, help="0 = the world size's cond_samples")
     ap.add_argument("--layers", type=int, default=0, help="0 = the world size's gpt_layers")
     ap.add_argument("--dim", type=int, default=0, help="0 = the world size's gpt_dim")
+    ap.add_argument("--cond-clips", type=int, default=2, help="conditioning clips per training line (the build's: 2)")
     ap.add_argument("--cond-blocks", type=int, default=0, help="0 = the world size's gpt_cond_blocks")
     ap.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast")
     ap.add_argument("--every", type=int, default=250)
@@ -84,7 +85,8 @@ def main() -> None:
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
     train.set_dropout(gpt, dropout)
     print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
-          f"{dropout:g} cond {cond} x {size.gpt_cond_blocks} blocks{' bf16' if args.bf16 else ''}; "
+          f"{dropout:g} cond {args.cond_clips} x {cond} samples, {size.gpt_cond_blocks} blocks"
+          f"{' bf16' if args.bf16 else ''}; "
           f"{len(clips)} training clips, "
           f"{len(held_out)} eval clips; NLL / ln {k}", flush=True)
     clock = {"t": time.time(), "train": 0.0}
@@ -100,7 +102,7 @@ def main() -> None:
         clock["t"] = time.time()
 
     train.train_gpt(clips, gpt, steps, batch, cond, SummaryWriter(tempfile.mkdtemp()),
-                    args.seed, lr=lr, bf16=args.bf16, hook=hook)
+                    args.seed, lr=lr, bf16=args.bf16, hook=hook, cond_clips=args.cond_clips)
 
 
 if __name__ == "__main__":

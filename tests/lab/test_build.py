@@ -110,6 +110,13 @@ def test_a_setting_a_world_does_not_record_counts_as_its_default(world, tmp_path
     base = {k: v for k, v in asdict(SIZES["base"]).items() if k != "gpt_cond_blocks"}  # base keeps the stock 6
     (tmp_path / "world.json").write_text(json.dumps({"size": "base", "seed": 3, "config": base, "stages": {}}))
     WorldBuilder(BuildConfig(out=str(tmp_path), size="base", seed=3))
+    # a setting introduced with a new behaviour as its default counts as the old one: CLVPs before it had dropout 0.1
+    assert SIZES["test"].clvp_dropout != 0.1
+    state = json.loads(world.state.read_text())
+    del state["config"]["clvp_dropout"]
+    (tmp_path / "world.json").write_text(json.dumps(state))
+    assert main(["lab", "build", "--size", "test", "--out", str(tmp_path), "--seed", "3"]) == 2
+    assert "other 'test' settings" in capsys.readouterr().err
 
 
 def test_a_world_started_in_one_precision_is_not_finished_in_another(world, capsys):

@@ -66,6 +66,10 @@ class LabSize:
     gpt_cond_blocks: int = 6
 
 
+# What a world that does not record a setting was built with: the value builds used before the setting existed
+# (settings not listed here were introduced with the old behaviour as their default).
+UNRECORDED = {"clvp_dropout": 0.1}
+
 SIZES: dict[str, LabSize] = {
     # a few seconds of everything: for tests of the machinery, not of quality
     "test": LabSize(SpeechPlan(3, 2, 2, 4, 3, 8, 1, 1, max_words=10), num_codes=32, codebook_dim=16, dvae_hidden=32,
@@ -152,8 +156,8 @@ class WorldBuilder:
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
                                 f"seed={self.state.get('seed')}; use another --out or the same settings")
-        # settings added to LabSize later count as their defaults in a world that does not record them
-        defaults = {f.name: f.default for f in fields(LabSize) if f.default is not MISSING}
+        # a world that does not record a setting added to LabSize later was built the way tortuner built it before
+        defaults = {f.name: f.default for f in fields(LabSize) if f.default is not MISSING} | UNRECORDED
         if {**defaults, **self.state.get("config", asdict(self.size))} != asdict(self.size):
             raise TortunerError(f"{self.paths.state}: world was started with other '{cfg.size}' settings (an older "
                                 "tortuner?); use another --out")

@@ -106,10 +106,11 @@ def group_by_speaker(clips: list[Clip]) -> dict[str, list[Clip]]:
     return out
 
 
-def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples: int, rng: random.Random) -> GPTExample:
-    """Text, teacher codes and two conditioning clips of the same speaker (others when there are)."""
+def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples: int, rng: random.Random,
+                cond_clips: int = 2) -> GPTExample:
+    """Text, teacher codes and `cond_clips` conditioning clips of the same speaker (others when there are)."""
     others = [c for c in same_speaker if c is not clip] or [clip]
-    conds = torch.stack([crop_or_pad(rng.choice(others).wav, cond_samples, rng) for _ in range(2)])
+    conds = torch.stack([crop_or_pad(rng.choice(others).wav, cond_samples, rng) for _ in range(cond_clips)])
     return GPTExample(encode_text(clip.text), clip.tokens, clip.wav.numel(), mel(conds))
 
 
@@ -137,7 +138,7 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
 
 def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
               writer: SummaryWriter, seed: int, lr: float = 1e-3, bf16: bool = False,
-              hook: Callable[[int], None] | None = None) -> list[float]:
+              hook: Callable[[int], None] | None = None, cond_clips: int = 2) -> list[float]:
     """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay.
 
     `hook(step)` runs after every step (benchmarks use it to score the GPT along the way).
@@ -156,7 +157,8 @@ def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, c
         if not batches:
             batches = length_buckets(rng.choices(clips, k=batch * BUCKET_POOL), batch, rng)
         picked = batches.pop()
-        b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng) for c in picked], gpt.stop_mel_token)
+        b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng, cond_clips) for c in picked],
+                    gpt.stop_mel_token)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
         with autocast(bf16):
