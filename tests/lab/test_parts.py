@@ -1,7 +1,6 @@
 """The lab's building blocks on real speech: espeak-ng speakers, Griffin-Lim inversion, the renderer."""
 
 import math
-import tempfile
 
 import pytest
 import torch
@@ -130,7 +129,7 @@ def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_c
         assert lat.shape == stock.shape and torch.allclose(lat, stock, atol=1e-5)
 
 
-def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_groups():
+def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_groups(tmp_path):
     """The build trains the stock CLVP with `set_dropout(clvp, 0)`; every dropout must then be off, and a CLVP fit
     to 8 (text, codes) pairs must find each line's codes among the 8 (chance 1/8). Trailing pairs that do not fill a
     group of 8 are not scored."""
@@ -152,7 +151,6 @@ def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_
              for t, n in zip(lines, torch.randint(20, 40, (len(lines),), generator=gen))]
     hits_before, total = clvp_top1(clvp.eval(), pairs)
     assert total == 8
-    with tempfile.TemporaryDirectory() as tb:
-        train.train_clvp(pairs[:8], clvp, 150, 8, SummaryWriter(tb), seed=0, lr=3e-3)
+    train.train_clvp(pairs[:8], clvp, 150, 8, SummaryWriter(str(tmp_path)), seed=0, lr=3e-3)
     hits, total = clvp_top1(clvp, pairs)
     assert total == 8 and hits == 8 > hits_before
