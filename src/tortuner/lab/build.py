@@ -174,6 +174,14 @@ class WorldBuilder:
         self.state.update(size=cfg.size, seed=cfg.seed, num_codes=self.size.num_codes,
                           config=asdict(self.size))
 
+    def _precision_note(self) -> str:
+        """Said up front: without native bf16 the teacher and renderer train in float32, ~2x slower (docs/lab.md)."""
+        if self.bf16:
+            return "teacher and renderer under bf16 autocast"
+        if resolve_precision("auto") == "bf16":
+            return "float32"
+        return "float32 (this CPU has no native bf16, so the teacher and renderer train ~2x slower)"
+
     def _done(self, stage: str, seconds: float) -> None:
         self.state["stages"][stage] = {"done": True, "seconds": round(seconds, 1)}
         write_json(self.paths.state, self.state)
@@ -183,6 +191,7 @@ class WorldBuilder:
             torch.set_num_threads(self.cfg.threads)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         write_json(self.paths.state, self.state)
+        print(f"lab build: {self.cfg.size} world, seed {self.cfg.seed}, {self._precision_note()}", flush=True)
         writer = SummaryWriter(str(self.paths.tb))
         for i, stage in enumerate(STAGES):
             if self.state["stages"].get(stage, {}).get("done"):
