@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# torch first, pinned: nothing after this may replace it.
 	$(PIP) install -q -c constraints.txt torch==2.9.1 torchaudio==2.9.1
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
-	# importing tortoise.utils.audio also compiles librosa's numba kernels into their cache (~20 s on a 2-core
-	# CPU), once here instead of in the first build or test
+	# importing tortoise.utils.audio also compiles librosa's numba kernels into their cache, once here instead of
+	# in the first build or test
 	$(PY) -c "import torch, torchaudio, transformers, tortoise, tortoise.utils.audio; assert torch.__version__.startswith('2.9.1'), torch.__version__"
 	touch $@
 

@@ -75,7 +75,7 @@ def test_same_seed_same_world_and_resume_skips_finished_stages(world, tmp_path, 
     build_world(BuildConfig(out=str(again.root), size="test", seed=3, until="teacher"))
     said = capsys.readouterr().out.splitlines()[0]  # the precision is said before any work
     bf16 = json.loads(again.state.read_text())["mixed_precision"] == "bf16"
-    assert said.startswith("lab build: test world, seed 3, ") and ("bf16" in said.split("(")[0]) == bf16, said
+    assert said.startswith("lab build: test world, seed 3, ") and ("under bf16" in said) == bf16, said
     assert _sha(again.teacher) == _sha(world.teacher)
     assert (again.eval / "manifest.jsonl").read_text() == (world.eval / "manifest.jsonl").read_text()
     assert not (again.models / "autoregressive.pth").exists()
