@@ -16,8 +16,8 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.data.tokenize import Tokenizer
 from tortuner.models.dvae import DiscreteVAE
+from tortuner.models.tokenizer import Tokenizer
 
 
 def speech_clips(n: int, seconds: float) -> list[torch.Tensor]:

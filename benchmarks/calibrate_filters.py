@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tortuner.data.calibrate import OVERLAP_CASES, evaluate, real_speech_pass_rate, real_two_speakers
+from support.calibrate import OVERLAP_CASES, evaluate, real_speech_pass_rate, real_two_speakers
 from tortuner.data.prepare import PrepareConfig
 
 

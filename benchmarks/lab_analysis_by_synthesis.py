@@ -17,10 +17,10 @@ import torch
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
-from tortuner.finetune.gpt_data import GPTExample, collate
 from tortuner.lab.report import _examples
-from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_renderer, load_tortoise_model, model_configs
+from tortuner.models.gpt_data import GPTExample, collate
 from tortuner.models.renderer import output_frames
 
 

@@ -16,7 +16,7 @@ On a built world (its training clips and public GPT), prints:
   `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two, and the batched
   latents under bf16 autocast (time and relative difference);
 - the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
-- teacher tokens of the clips (with the tail): one clip at a time vs `lab.train.tokens_with_tail` (batched), equal?
+- teacher tokens of the clips (with the tail): one clip at a time vs `Tokenizer.tokenize_training_wavs` (batched), equal?
 
 Nothing of the world is changed; the models trained here are fresh and thrown away.
 """
@@ -36,14 +36,15 @@ from transformers.activations import NewGELUActivation
 
 from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.files import read_json
-from tortuner.finetune.gpt_data import collate, gpt_losses, total_loss
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _clips, _configs
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.gpt_data import collate, gpt_losses, total_loss
 from tortuner.models.renderer import Renderer
+from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_gpt
 
 
@@ -220,7 +221,7 @@ def main() -> None:
         one = [dvae.tokenize(mel(F.pad(c.wav, (0, SAMPLES_PER_TOKEN)))[None])[0] for c in sample]
     t_one = time.perf_counter() - t
     t = time.perf_counter()
-    many = train.tokens_with_tail(dvae, [c.wav for c in sample])
+    many = Tokenizer(dvae).tokenize_training_wavs([c.wav for c in sample])
     t_many = time.perf_counter() - t
     same = all(torch.equal(a, b) for a, b in zip(one, many))
     print(f"teacher tokens of {len(sample)} clips: one at a time {t_one:.1f} s, batched {t_many:.1f} s "

@@ -19,13 +19,13 @@ import time
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from tortuner.checkpoints import load_dvae
 from tortuner.files import read_json
-from tortuner.finetune.gpt_data import encode_text
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
 from tortuner.lab.report import clvp_top1
 from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae
+from tortuner.models.gpt_data import encode_text
 from tortuner.models.tortoise import build_clvp
 
 

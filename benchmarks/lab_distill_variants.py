@@ -17,8 +17,8 @@ import random
 import torch
 import torch.nn.functional as F
 
-from tortuner.checkpoints import load_dvae
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import load_dvae
 from tortuner.models.renderer import shift_frames
 from tortuner.recover.data import Augment, load_real, load_synth
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs

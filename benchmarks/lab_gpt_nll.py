@@ -16,11 +16,11 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
-from tortuner.finetune.gpt_data import code_nll, collate
 from tortuner.lab.report import _examples
-from tortuner.lab.train import tokens_with_tail
 from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
+from tortuner.models.gpt_data import code_nll, collate
+from tortuner.models.tokenizer import Tokenizer
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         rows = [r for r in load_manifest(folder) if r["text"]]
         random.Random(0).shuffle(rows)
         rows = rows[: args.clips]
-        for r, tokens in zip(rows, tokens_with_tail(teacher, [load_audio(r["audio"], DVAE_SR) for r in rows])):
+        for r, tokens in zip(rows, Tokenizer(teacher).tokenize_training_wavs([load_audio(r["audio"], DVAE_SR) for r in rows])):
             r["tokens"] = tokens.tolist()
         examples = _examples(rows, mel, cond, random.Random(0))
         total, count = 0.0, 0

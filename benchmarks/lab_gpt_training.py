@@ -22,13 +22,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import load_dvae
 from tortuner.files import read_json
-from tortuner.finetune.gpt_data import code_nll, collate
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
 from tortuner.lab.report import _examples
 from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae
+from tortuner.models.gpt_data import code_nll, collate
+from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_gpt
 
 
@@ -36,7 +37,7 @@ def _scored(folder, teacher, mel, cond: int, n: int) -> list:
     rows = [r for r in load_manifest(folder) if r["text"]]
     random.Random(0).shuffle(rows)
     rows = rows[:n]
-    for r, tokens in zip(rows, train.tokens_with_tail(teacher, [load_audio(r["audio"], DVAE_SR) for r in rows])):
+    for r, tokens in zip(rows, Tokenizer(teacher).tokenize_training_wavs([load_audio(r["audio"], DVAE_SR) for r in rows])):
         r["tokens"] = tokens.tolist()
     return _examples(rows, mel, cond, random.Random(0))
 

@@ -13,10 +13,10 @@ import argparse
 
 import torch
 
-from tortuner.checkpoints import load_dvae
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import load_dvae
 from tortuner.recover.data import Augment, load_real, load_synth
-from tortuner.recover.distill import CodeTrainer, init_codebook_from_classes, new_dvae, DistillConfig, train_on_pairs
+from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
 from tortuner.recover.evaluate import evaluate
 from tortuner.synth.shards import Pair
 

@@ -19,10 +19,10 @@ import torch
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.lab.report import _examples, token_hits
 from tortuner.lab.train import gpt_latents
-from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_renderer, load_tortoise_model, model_configs
 from tortuner.models.renderer import shift_frames
 
 

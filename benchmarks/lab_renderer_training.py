@@ -22,12 +22,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.files import read_json
 from tortuner.lab import train
 from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
 from tortuner.lab.report import _examples, token_hits
 from tortuner.lab.world import load_manifest
+from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.models.renderer import Renderer
 
 

@@ -18,9 +18,9 @@ import torch
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae
 from tortuner.lab.report import token_hits
 from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae
 
 
 def main() -> None:

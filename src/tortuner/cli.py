@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
 
 # Stage modules that register verbs, in the order `tortuner --help` lists them.
 STAGES = (

@@ -1,33 +1,64 @@
 """Config dataclasses <-> command-line flags, 1:1: one `--flag` per field (`--max-steps` <-> `max_steps`), so every
-verb's defaults live in its dataclass and nowhere else."""
+verb's defaults, help and choices live in its dataclass and nowhere else.
+
+    @dataclass
+    class ExportConfig:
+        out: str = arg("autoregressive.pth", "where to write the exported GPT")
+        half: bool = arg(False, "store fp16 weights")
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def arg(default: Any = dataclasses.MISSING, help: str = "", choices: Sequence[str] | None = None,
+        factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field carrying its flag's help text and choices (`factory` for mutable defaults)."""
+    metadata = {"help": help, "choices": list(choices) if choices else None}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (),
-                    positional: tuple[str, ...] = (), help: dict[str, str] | None = None,
-                    choices: dict[str, list[str]] | None = None) -> None:
-    """Flags typed from the field annotations (Optional[X] -> X); bools as --x / --no-x."""
-    help, choices = help or {}, choices or {}
+                    positional: tuple[str, ...] = ()) -> None:
+    """Flags typed from the field annotations (Optional[X] -> X, list[X] -> several values); bools as --x / --no-x.
+
+    `positional` fields become positional arguments (a list field takes one or more), `required` flags must be given.
+    """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
+        default = _default(f)
         kind = hints[f.name]
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+        many = typing.get_origin(base) is list
+        if many:
+            base = typing.get_args(base)[0]
+        help_text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
         if f.name in positional:
-            parser.add_argument(f.name, help=help.get(f.name))
+            parser.add_argument(f.name, help=help_text, type=base, nargs="+" if many else None, choices=choices)
             continue
         flag = "--" + f.name.replace("_", "-")
-        h = help.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
+        h = help_text + (f" (default: {default})" if default not in (None, "", []) else "")
         if base is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
         else:
             parser.add_argument(flag, dest=f.name, type=base, default=default, required=f.name in required, help=h,
-                                choices=choices.get(f.name))
+                                choices=choices, nargs="+" if many else None)
 
 
 def config_from_args(cls: type, args: argparse.Namespace):

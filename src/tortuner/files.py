@@ -7,6 +7,7 @@ file behind, and every torch checkpoint is read with `weights_only=True`, so a f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -17,9 +18,7 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import load_file, save_file
 
-
-class TortunerError(Exception):
-    """A user-facing error: the CLI prints its message on one line and exits with status 2."""
+from tortuner.errors import TortunerError
 
 
 @contextlib.contextmanager
@@ -110,3 +109,12 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as e:
         raise TortunerError(f"{path}: cannot read safetensors file: {str(e)[:200]}") from None
+
+
+def sha_file(path: str | os.PathLike, algo: str = "sha1") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (token caches and reports name dVAEs by it)."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from support import corrupt as C
+from support.calibrate import evaluate, real_speech_pass_rate, speech_set
 from tortuner.audio.espeak import synthesize
-from tortuner.data import corrupt as C
 from tortuner.data import filters as F
-from tortuner.data.calibrate import evaluate, real_speech_pass_rate, speech_set
 from tortuner.data.prepare import PrepareConfig
 
 TH = PrepareConfig().thresholds()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from support import corrupt as C
 from tortuner.cli import main
-from tortuner.data import corrupt as C
 from tortuner.data.prepare import PrepareConfig, run
 from tortuner.data.text import token_count
 

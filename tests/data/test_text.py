@@ -6,7 +6,7 @@ import pytest
 
 from tortuner.data.asr import make_transcriber, read_transcripts
 from tortuner.data.text import normalize, punctuate, token_count
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
 
 
 def test_normalize_keeps_case_and_punctuation_and_has_no_unknown_tokens() -> None:

@@ -8,10 +8,10 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DvaeMel, num_frames, num_tokens
-from tortuner.checkpoints import save_dvae
 from tortuner.cli import main
-from tortuner.data.tokenize import Tokenizer
+from tortuner.models.checkpoints import save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_tokenize_cli_writes_one_line_per_file_and_skips_bad_ones(dvae_file, aud
     assert len(rows) == 6
     err = capsys.readouterr().err
     assert "broken.wav" in err and "skipped" in err
-    from tortuner.checkpoints import load_dvae
+    from tortuner.models.checkpoints import load_dvae
 
     dvae = load_dvae(dvae_file)
     mel = DvaeMel()
@@ -70,7 +70,7 @@ def test_missing_dvae_is_a_clear_error(audio_dir, tmp_path, capsys):
 
 
 def test_tokenizer_batches_mixed_lengths_exactly(dvae_file, real_clip):
-    from tortuner.checkpoints import load_dvae
+    from tortuner.models.checkpoints import load_dvae
 
     wav = load_audio(real_clip, 22050)
     wavs = [wav[:n] for n in (5000, 30000, 12345, 60000)]

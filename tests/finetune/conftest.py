@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tortuner.checkpoints import save_dvae
-from tortuner.finetune.tiny import make_tiny_models
+from support.tiny_models import make_tiny_models
+from tortuner.models.checkpoints import save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 
 CODES = 64

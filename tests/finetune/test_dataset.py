@@ -7,15 +7,19 @@ import shutil
 
 import torch
 
-from tortuner.audio.io import load_audio
-from tortuner.checkpoints import load_dvae, save_dvae
-from tortuner.data.tokenize import Tokenizer
-from tortuner.finetune.dataset import (
-    ExampleSource, LimitReport, MicroBatches, attach_tokens, read_dataset, stream_index, tokenize_clip_wavs,
-)
-from tortuner.models.dvae import DiscreteVAE, DVAEConfig
-
 from conftest import espeak_wav
+from tortuner.audio.io import load_audio
+from tortuner.finetune.dataset import (
+    ExampleSource,
+    LimitReport,
+    MicroBatches,
+    attach_tokens,
+    read_dataset,
+    stream_index,
+)
+from tortuner.models.checkpoints import load_dvae, save_dvae
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.tokenizer import Tokenizer
 
 
 def test_reads_prepare_output_and_ljspeech_metadata(tmp_path, espeak_dataset):
@@ -36,7 +40,7 @@ def test_token_cache_is_exact_reused_and_invalidated(tmp_path, espeak_dataset, t
     train, _ = read_dataset(data)
     cache = tmp_path / "cache"
     clips = attach_tokens(train, tiny_dvae, cache)
-    direct = tokenize_clip_wavs(Tokenizer(load_dvae(tiny_dvae)), [load_audio(c.audio, 22050) for c in clips])
+    direct = Tokenizer(load_dvae(tiny_dvae)).tokenize_training_wavs([load_audio(c.audio, 22050) for c in clips])
     assert all(torch.equal(c.tokens, d) for c, d in zip(clips, direct))
     assert clips[0].samples == load_audio(clips[0].audio, 22050).numel()
     assert clips[0].tokens.numel() == -(-(clips[0].samples // 256 + 1 + 4) // 4)  # clip + one token of silence

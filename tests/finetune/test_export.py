@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tortuner.checkpoints import load_tortoise_model
 from tortuner.cli import main
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
 from tortuner.finetune.export import check_stock_layout
+from tortuner.models.checkpoints import load_tortoise_model
 from tortuner.models.tortoise import GPTConfig, build_gpt
 
 
@@ -28,7 +28,7 @@ def run(tmp_path_factory, espeak_dataset, tiny_dvae, tiny_models):
 def test_export_loads_strictly_into_the_stock_class(run, tiny_models, espeak_dataset, tmp_path):
     from tortoise.models.autoregressive import UnifiedVoice
 
-    from tortuner.checkpoints import model_configs
+    from tortuner.models.checkpoints import model_configs
 
     out = tmp_path / "autoregressive.pth"
     assert main(["export", str(run), "--out", str(out)]) == 0

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tortuner.checkpoints import load_dvae, load_tortoise_model
 from tortuner.cli import main
 from tortuner.lab.build import BuildConfig, build_world
-from tortuner.lab.world import WorldPaths, load_manifest, load_renderer
+from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae, load_renderer, load_tortoise_model
 
 
 def _sha(path: Path) -> str:
@@ -133,7 +133,7 @@ def test_a_world_started_in_one_precision_is_not_finished_in_another(world, caps
 
 def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(world):
     """The selection criterion of `lab run`: what the public GPT explains about a tokenizer's tokens."""
-    from tortuner.checkpoints import cond_samples_of, model_configs
+    from tortuner.models.checkpoints import cond_samples_of, model_configs
     from tortuner.recover.data import load_real
     from tortuner.recover.evaluate import evaluate
 

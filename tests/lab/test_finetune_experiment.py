@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from tortuner.checkpoints import load_dvae, save_dvae
 from tortuner.cli import main
 from tortuner.lab.build import BuildConfig, build_world
+from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.models.dvae import DiscreteVAE
 
 

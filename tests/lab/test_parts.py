@@ -16,8 +16,6 @@ from tortuner.lab.speech import human_voices
 from tortuner.models.renderer import Renderer, RendererConfig, fit_advance, output_frames, shift_frames
 
 
-
-
 def test_espeak_speakers_are_deterministic_and_distinct():
     a = Speaker("en-us", "m3", 40, 150)
     b = Speaker("en-gb", "f2", 70, 180)
@@ -102,9 +100,10 @@ def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_c
     exactly what it gets alone, in the order given."""
     from stock_reference import stock_latents
     from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
-    from tortuner.finetune.gpt_data import GPTExample, encode_text
-    from tortuner.lab.train import gpt_latents, tokens_with_tail
+    from tortuner.lab.train import gpt_latents
     from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+    from tortuner.models.gpt_data import GPTExample, encode_text
+    from tortuner.models.tokenizer import Tokenizer
     from tortuner.models.tortoise import build_gpt, tiny_gpt_config
 
     torch.manual_seed(0)
@@ -112,7 +111,7 @@ def test_gpt_latents_and_teacher_tokens_come_back_in_input_order_and_equal_one_c
     wavs = [wav[i * 3000 : i * 3000 + n] for i, n in enumerate((30000, 9000, 21000, 14000, 40000))]
     mel = DvaeMel()
     dvae = DiscreteVAE(DVAEConfig(num_tokens=64, codebook_dim=16, hidden_dim=32, num_resnet_blocks=1)).eval()
-    tokens = tokens_with_tail(dvae, wavs)
+    tokens = Tokenizer(dvae).tokenize_training_wavs(wavs)
     with torch.no_grad():
         alone = [dvae.tokenize(mel(F.pad(w, (0, SAMPLES_PER_TOKEN)))[None])[0] for w in wavs]
     assert all(torch.equal(a, b) for a, b in zip(tokens, alone))
@@ -135,8 +134,8 @@ def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_
     group of 8 are not scored."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from tortuner.finetune.gpt_data import encode_text
     from tortuner.lab.report import clvp_top1
+    from tortuner.models.gpt_data import encode_text
     from tortuner.models.tortoise import build_clvp, tiny_clvp_config
 
     torch.manual_seed(0)

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import shutil
-
-import pytest
-import torch
-
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+import torch
+
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import save_dvae, save_model_config
-from tortuner.files import read_json, torch_save, write_json, write_jsonl
+from tortuner.files import read_json, sha_file, torch_save, write_json, write_jsonl
+from tortuner.lab.run import RunConfig, run_lab
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.renderer import Renderer, RendererConfig
 from tortuner.models.tortoise import build_clvp, build_gpt, tiny_clvp_config, tiny_gpt_config
-from tortuner.lab.run import RunConfig, run_lab
-
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "A small boat drifted slowly across the lake.",
          "Every morning she walks to the old market.", "Seven green bottles stood upon the wall.",
@@ -90,7 +88,6 @@ def test_run_without_hidden_then_score(world, tmp_path):
         assert (run / name).stat().st_size > 0
 
     # `lab finetune`'s results (as it writes them) survive a re-score with the same dvae.pth, and only then.
-    from tortuner.finetune.dataset import sha_file
     from tortuner.lab.finetune_experiment import write_markdown
 
     ft = {"finetune_nll_base": 3.0, "finetune_nll_oracle": 2.0, "finetune_nll_recovered": 2.2, "finetune_ratio": 1.1,

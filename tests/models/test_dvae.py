@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tortuner.checkpoints import load_dvae, save_dvae
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
+from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig, config_from_state_dict
 
 SPEC = json.loads((Path(__file__).parents[1] / "fixtures" / "dvae_state_dict.json").read_text())

@@ -7,12 +7,19 @@ import torch
 import transformers
 from packaging.version import Version
 
-from tortuner.checkpoints import load_tortoise_model, model_configs, save_model_config
-from tortuner.files import TortunerError
-from tortuner.finetune.gpt_data import encode_text, total_loss
+from tortuner.errors import TortunerError
+from tortuner.models.checkpoints import load_tortoise_model, model_configs, save_model_config
+from tortuner.models.gpt_data import encode_text, total_loss
 from tortuner.models.tortoise import (
-    GPTConfig, build_clvp, build_diffusion, build_gpt, build_vocoder, tiny_clvp_config, tiny_diffusion_config,
-    tiny_gpt_config, tiny_vocoder_config,
+    GPTConfig,
+    build_clvp,
+    build_diffusion,
+    build_gpt,
+    build_vocoder,
+    tiny_clvp_config,
+    tiny_diffusion_config,
+    tiny_gpt_config,
+    tiny_vocoder_config,
 )
 
 

@@ -9,8 +9,8 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import save_dvae, save_model_config
 from tortuner.files import torch_save, write_jsonl
+from tortuner.models.checkpoints import save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.tortoise import build_clvp, build_gpt, tiny_clvp_config, tiny_gpt_config
 from tortuner.synth import shards

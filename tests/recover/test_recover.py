@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tortuner.checkpoints import load_dvae, load_tortoise_model
+from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
 from tortuner.recover.data import load_real
 from tortuner.recover.decoder import DecoderConfig, run_decoder

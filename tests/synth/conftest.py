@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tortuner.checkpoints import save_model_config
 from tortuner.files import torch_save, write_jsonl
-from tortuner.models.tortoise import (build_clvp, build_diffusion, build_gpt, build_vocoder, tiny_clvp_config,
-                                      tiny_diffusion_config, tiny_gpt_config, tiny_vocoder_config)
+from tortuner.models.checkpoints import save_model_config
+from tortuner.models.tortoise import (
+    build_clvp,
+    build_diffusion,
+    build_gpt,
+    build_vocoder,
+    tiny_clvp_config,
+    tiny_diffusion_config,
+    tiny_gpt_config,
+    tiny_vocoder_config,
+)
 
 NUM_CODES = 64
 

@@ -1,6 +1,6 @@
 import random
 
-from tortuner.finetune.gpt_data import encode_text
+from tortuner.models.gpt_data import encode_text
 from tortuner.synth.sentences import text_line, text_lines
 
 

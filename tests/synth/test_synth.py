@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tortuner.checkpoints import load_tortoise_model
-from tortuner.finetune.gpt_data import encode_text
+from tortuner.models.checkpoints import load_tortoise_model
+from tortuner.models.gpt_data import encode_text
 from tortuner.synth import shards
 from tortuner.synth.sample import SamplingConfig, sample_codes, teacher_forced
 from tortuner.synth.synth import SynthConfig, run_synth
@@ -52,7 +52,7 @@ def test_teacher_forced_batch_equals_the_stock_forward_of_each_sequence_alone(ti
     """One left-padded forward of clips with different texts, voices and lengths gives every clip the latents the
     stock `UnifiedVoice.forward` gives it alone, and the log-likelihood `code_nll` gives it."""
     from stock_reference import stock_latents
-    from tortuner.finetune.gpt_data import GPTExample, code_nll, collate
+    from tortuner.models.gpt_data import GPTExample, code_nll, collate
 
     torch.manual_seed(0)
     gpt = load_tortoise_model(tiny_models, "gpt").eval()

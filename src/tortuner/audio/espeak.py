@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from tortuner.audio.io import resample
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
 
 
 def synthesize(text: str, sr: int, voice: str = "en-us", pitch: int = 50, rate: int = 160) -> np.ndarray:

@@ -11,7 +11,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from tortuner.files import TortunerError, atomic_path
+from tortuner.errors import TortunerError
+from tortuner.files import atomic_path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif")
 

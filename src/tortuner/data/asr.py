@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tortuner.data.text import punctuate
-from tortuner.files import TortunerError
+from tortuner.errors import TortunerError
 
 BACKENDS = ("pocketsphinx", "faster-whisper", "whisper", "none")
 Transcriber = Callable[[np.ndarray], str]

@@ -6,8 +6,8 @@ import argparse
 import importlib.util
 import sys
 
-from tortuner.checkpoints import load_dvae
 from tortuner.data.tokenize import TokenizeConfig, tokenize_files
+from tortuner.models.checkpoints import load_dvae
 
 
 def _tokenize(args: argparse.Namespace) -> int:

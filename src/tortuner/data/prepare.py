@@ -30,7 +30,8 @@ from tortuner.data.segment import Candidate, SegmentConfig, plan_clips, speech_r
 from tortuner.data.stream import StreamResampler, probe, read_blocks
 from tortuner.data.text import normalize, token_count
 from tortuner.data.vad import FRAME_SECONDS, VAD_SR, SpeechDetector
-from tortuner.files import TortunerError, read_json, write_json, write_jsonl, write_text
+from tortuner.errors import TortunerError
+from tortuner.files import read_json, write_json, write_jsonl, write_text
 
 
 @dataclass

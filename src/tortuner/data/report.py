@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tortuner.data import filters as F
-from tortuner.files import atomic_path
+from tortuner.plots import figure
 
 
 def build_report(cfg, results: list[dict], rows: list[dict], skipped: list[dict]) -> dict:
@@ -54,16 +54,15 @@ def _summary(v: list[float]) -> dict:
 
 def plot_report(report: dict, rows: list[dict], cfg, path: Path) -> None:
     """Clip-duration and per-score histograms (kept vs dropped, threshold marked) and hours per outcome."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [f for f in F.FILTERS if any(r["scores"].get(f.score) is not None for r in rows)]
     n = 2 + len(panels)
     cols = 3
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(13, 3.2 * ((n + cols - 1) // cols)))
-    axes = np.atleast_1d(axes).ravel()
+    rows_n = (n + cols - 1) // cols
+    with figure(path, rows_n, cols, dpi=80, figsize=(13, 3.2 * rows_n)) as (fig, axes):
+        _draw(np.atleast_1d(axes).ravel(), n, panels, report, rows, cfg)
+
+
+def _draw(axes, n: int, panels: list, report: dict, rows: list[dict], cfg) -> None:
     kept = [r for r in rows if r["kept"]]
     drop = [r for r in rows if not r["kept"]]
     ax = axes[0]
@@ -89,7 +88,3 @@ def plot_report(report: dict, rows: list[dict], cfg, path: Path) -> None:
         ax.set_title(f"{f.score} ({f.reason})")
     for ax in axes[n:]:
         ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)

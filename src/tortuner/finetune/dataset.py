@@ -10,7 +10,6 @@ epochs cost no dVAE passes and a changed clip or tokenizer is re-tokenized. Ever
 from __future__ import annotations
 
 import functools
-import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ import torch
 from tqdm import tqdm
 
 from tortuner.audio.io import AudioError, load_audio
-from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, DvaeMel
-from tortuner.files import TortunerError, read_jsonl, write_jsonl
-from tortuner.finetune.gpt_data import COND_SAMPLES, GPTExample, crop_or_pad, encode_text
+from tortuner.audio.mel import DVAE_SR, DvaeMel
+from tortuner.errors import TortunerError
+from tortuner.files import read_jsonl, sha_file, write_jsonl
+from tortuner.models.gpt_data import COND_SAMPLES, GPTExample, crop_or_pad, encode_text
 
 MAX_WAV_SAMPLES = 255995  # DL-Art-School's max_wav_length (~11.6 s at 22.05 kHz)
 MAX_TEXT_TOKENS = 200     # DL-Art-School's max_text_length (BPE tokens)
@@ -88,20 +88,6 @@ def read_dataset(data_dir: str | Path) -> tuple[list[Clip], list[Clip]]:
 
 
 # ------------------------------------------------------------------------------------------------ token cache
-def sha_file(path: Path, algo: str = "sha1") -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def tokenize_clip_wavs(tokenizer, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """dVAE codes of each clip with one token's worth of zeros appended, as DL-Art-School saw padded clips."""
-    padded = [torch.cat([w, torch.zeros(SAMPLES_PER_TOKEN)]) for w in wavs]
-    return tokenizer.tokenize_wavs(padded)
-
-
 @dataclass
 class LimitReport:
     too_long_audio: list[str] = field(default_factory=list)
@@ -125,8 +111,8 @@ def attach_tokens(clips: list[Clip], dvae_path: str | Path, cache_dir: str | Pat
     The cache is `cache_dir/tokens-<dvae sha256[:16]>.jsonl` with rows {audio, sha1, samples, tokens}; it is
     rewritten atomically at least every 30 s while tokenizing, so an interrupted run keeps most of what it did.
     """
-    from tortuner.checkpoints import load_dvae
-    from tortuner.data.tokenize import Tokenizer
+    from tortuner.models.checkpoints import load_dvae
+    from tortuner.models.tokenizer import Tokenizer
 
     report = report if report is not None else LimitReport()
     cache_path = Path(cache_dir) / f"tokens-{sha_file(Path(dvae_path), 'sha256')[:16]}.jsonl"
@@ -161,7 +147,7 @@ def attach_tokens(clips: list[Clip], dvae_path: str | Path, cache_dir: str | Pat
                     continue
                 batch.append((c, key, digest))
                 wavs.append(wav)
-            for (c, key, digest), wav, tok in zip(batch, wavs, tokenize_clip_wavs(tokenizer, wavs) if wavs else []):
+            for (c, key, digest), wav, tok in zip(batch, wavs, tokenizer.tokenize_training_wavs(wavs) if wavs else []):
                 c.tokens, c.samples = tok, wav.numel()
                 cache[key] = {"audio": key, "sha1": digest, "samples": wav.numel(), "tokens": tok.tolist()}
             if time.monotonic() - last_write > 30 or start + step >= len(todo):  # bounded rewrite cost
@@ -241,7 +227,7 @@ class MicroBatches(torch.utils.data.Dataset):
         return 1 << 40
 
     def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
-        from tortuner.finetune.gpt_data import collate
+        from tortuner.models.gpt_data import collate
 
         first = (j * self.world + self.rank) * self.batch_size
         examples = []
@@ -253,7 +239,7 @@ class MicroBatches(torch.utils.data.Dataset):
 
 def fixed_batches(source: ExampleSource, batch_size: int, stop_token: int, seed: int = 0) -> list[dict]:
     """All of a (validation) set in order, with fixed conditioning crops: comparable across steps and runs."""
-    from tortuner.finetune.gpt_data import collate
+    from tortuner.models.gpt_data import collate
 
     out = []
     for start in range(0, len(source), batch_size):

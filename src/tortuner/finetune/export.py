@@ -12,17 +12,19 @@ from pathlib import Path
 
 import torch
 
-from tortuner.files import TortunerError, load_safetensors, read_json, torch_save
+from tortuner.config_args import arg
+from tortuner.errors import TortunerError
+from tortuner.files import load_safetensors, read_json, torch_save
 from tortuner.finetune.trainer import find_checkpoint
 from tortuner.models.tortoise import GPTConfig, build_gpt
 
 
 @dataclass
 class ExportConfig:
-    run: str = ""
-    out: str = "autoregressive.pth"
-    step: int | None = None  # default: the latest checkpoint
-    half: bool = False       # fp16 weights (half the file size; TorToiSe casts as needed)
+    run: str = arg("", "run folder of `tortuner finetune --out`")
+    out: str = arg("autoregressive.pth", "where to write the stock-loadable GPT state dict")
+    step: int | None = arg(None, "checkpoint step (default: the newest)")
+    half: bool = arg(False, "store fp16 weights")
 
 
 def check_stock_layout(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> None:

@@ -7,27 +7,37 @@ from pathlib import Path
 from typing import Any
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN
-from tortuner.checkpoints import load_dvae, load_tortoise_model, model_configs
-from tortuner.files import TortunerError, write_json
+from tortuner.config_args import arg
+from tortuner.errors import TortunerError
+from tortuner.files import sha_file, write_json
 from tortuner.finetune.dataset import (
-    MAX_TEXT_TOKENS, MAX_WAV_SAMPLES, ExampleSource, LimitReport, attach_tokens, describe, read_dataset, sha_file,
+    MAX_TEXT_TOKENS,
+    MAX_WAV_SAMPLES,
+    ExampleSource,
+    LimitReport,
+    attach_tokens,
+    describe,
+    read_dataset,
 )
-from tortuner.finetune.gpt_data import COND_SAMPLES
 from tortuner.finetune.trainer import TrainConfig, train_gpt
+from tortuner.models.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.models.gpt_data import COND_SAMPLES
 
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    data: str = ""
-    dvae: str = ""
-    models: str = ""
-    out: str = ""
-    gpt: str | None = None          # start from these GPT weights instead of MODELS/autoregressive.pth
-    cache_dir: str | None = None    # token cache (default DATA/.tortuner-cache)
-    num_cond: int = 2               # conditioning clips per example (UnifiedVoice max_conditioning_inputs)
-    cond_samples: int = COND_SAMPLES
-    max_wav_samples: int = MAX_WAV_SAMPLES
-    max_text_tokens: int = MAX_TEXT_TOKENS
+    data: str = arg(
+        "", "dataset folder with train.txt / val.txt (`wavs/NAME.wav|text`) and optional clips.jsonl (speakers)")
+    dvae: str = arg("", "dVAE state dict (TorToiSe's dvae.pth or a recovered one)")
+    models: str = arg(
+        "", "TorToiSe models folder (autoregressive.pth, ...; optional models.json) or a lab world's public/models")
+    out: str = arg("", "run folder (checkpoints, log.jsonl, TensorBoard, loss.png)")
+    gpt: str | None = arg(None, "GPT weights to start from instead of MODELS/autoregressive.pth")
+    cache_dir: str | None = arg(None, "token cache folder (default: DATA/.tortuner-cache)")
+    num_cond: int = arg(2, "conditioning clips of the same speaker per example")
+    cond_samples: int = arg(COND_SAMPLES, "conditioning window in samples at 22.05 kHz")
+    max_wav_samples: int = arg(MAX_WAV_SAMPLES, "skip longer clips (DL-Art-School: 255995)")
+    max_text_tokens: int = arg(MAX_TEXT_TOKENS, "skip clips with longer BPE text (DL-Art-School: 200)")
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:

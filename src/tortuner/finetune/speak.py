@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from tortuner.audio.io import AudioError, find_audio, load_audio, save_wav
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import MODEL_FILES, cond_samples_of, load_tortoise_model, model_configs
-from tortuner.files import TortunerError
-from tortuner.finetune.gpt_data import encode_text
+from tortuner.config_args import arg
+from tortuner.errors import TortunerError
+from tortuner.models.checkpoints import MODEL_FILES, cond_samples_of, load_tortoise_model, model_configs
+from tortuner.models.gpt_data import encode_text
 from tortuner.models.tortoise import NUM_CODES, SILENCE_TOKEN
 
 # TorToiSe's presets (tortoise/api.py `tts_with_preset`): (autoregressive samples, diffusion steps, cond-free).
@@ -33,26 +34,28 @@ CALM_RUN = 8                     # latents are cut after this many consecutive s
 
 @dataclass
 class SpeakConfig:
-    models: str = ""
-    voice: str = ""
-    text: str = ""
-    out: str = "out.wav"
-    gpt: str | None = None                  # fine-tuned autoregressive.pth (default: MODELS/autoregressive.pth)
-    preset: str = "fast"
-    num_samples: int | None = None          # autoregressive candidates (default: preset)
-    diffusion_iterations: int | None = None  # default: preset
-    cond_free: bool | None = None           # conditioning-free diffusion guidance (default: preset)
-    cond_free_k: float = 2.0
-    autoregressive_batch_size: int = 16     # candidates sampled per GPT call (tortoise.api's name)
-    temperature: float = 0.8
-    top_p: float = 0.8
-    repetition_penalty: float = 2.0
-    length_penalty: float = 1.0
-    max_mel_tokens: int = 500
-    diffusion_temperature: float = 1.0
-    max_voice_clips: int = 16               # reference clips used (TorToiSe averages their conditioning)
-    seed: int | None = 0
-    device: str = "auto"
+    models: str = arg(
+        "", "TorToiSe models folder (autoregressive.pth, ...; optional models.json) or a lab world's public/models")
+    voice: str = arg("", "folder (or file) of reference clips of the voice")
+    text: str = arg("", "what to say")
+    out: str = arg("out.wav", "output wav (24 kHz)")
+    gpt: str | None = arg(None, "GPT weights to speak with instead of MODELS/autoregressive.pth (e.g. `tortuner export` output)")
+    preset: str = arg(
+        "fast", "TorToiSe's speed/quality presets", choices=("ultra_fast", "fast", "standard", "high_quality"))
+    num_samples: int | None = arg(None, "GPT candidates ranked by CLVP (default: the preset's)")
+    diffusion_iterations: int | None = arg(None, "diffusion steps (default: the preset's)")
+    cond_free: bool | None = arg(None, "conditioning-free diffusion guidance (default: the preset's)")
+    cond_free_k: float = arg(2.0)
+    autoregressive_batch_size: int = arg(16, "GPT candidates sampled per call")
+    temperature: float = arg(0.8)
+    top_p: float = arg(0.8)
+    repetition_penalty: float = arg(2.0)
+    length_penalty: float = arg(1.0)
+    max_mel_tokens: int = arg(500, "longest generation in codes")
+    diffusion_temperature: float = arg(1.0)
+    max_voice_clips: int = arg(16, "reference clips used from --voice")
+    seed: int | None = arg(0)
+    device: str = arg("auto")
 
 
 def fix_codes(codes: torch.Tensor, stop: int, num_codes: int, silence: int) -> torch.Tensor:
@@ -160,7 +163,7 @@ def speak(cfg: SpeakConfig) -> dict[str, Any]:
         wav = vocoder.inference(mel_out).flatten()
     elif (models / "renderer.pth").is_file():  # a lab world: the renderer + Griffin-Lim stand in
         from tortuner.audio.griffinlim import univnet_mel_to_wav
-        from tortuner.lab.world import load_renderer
+        from tortuner.models.checkpoints import load_renderer
 
         renderer = load_renderer(models).to(device)
         cond = cond_samples_of(configs)

@@ -22,11 +22,21 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tortuner.files import TortunerError, load_safetensors, read_json, read_jsonl, save_safetensors, torch_load, \
-    write_json, write_jsonl
+from tortuner.config_args import arg
+from tortuner.errors import TortunerError
+from tortuner.files import (
+    load_safetensors,
+    read_json,
+    read_jsonl,
+    save_safetensors,
+    torch_load,
+    write_json,
+    write_jsonl,
+)
 from tortuner.finetune.dataset import ExampleSource, MicroBatches, fixed_batches
-from tortuner.finetune.gpt_data import code_nll, gpt_losses, total_loss
+from tortuner.models.gpt_data import code_nll, gpt_losses, total_loss
 from tortuner.models.tortoise import GPTConfig, build_gpt
+from tortuner.plots import figure
 
 DLAS_MILESTONES = "500,1000,1400,1800"  # DL-Art-School's GPT fine-tune MultiStepLR milestones (gamma 0.5)
 # Fields that may change on --resume without breaking exactness.
@@ -38,30 +48,33 @@ RESUMABLE_CHANGES = {"max_steps", "save_every", "val_every", "resume", "device",
 class TrainConfig:
     """Loop knobs; defaults are DL-Art-School's GPT fine-tune recipe sized for one 24 GB GPU."""
 
-    max_steps: int = 2000
-    batch_size: int = 16          # per process (micro-batch)
-    grad_accum: int = 4           # optimizer step every grad_accum micro-batches
-    lr: float = 1e-5
-    weight_decay: float = 0.01    # on weights only (not biases, norms, embeddings)
-    beta1: float = 0.9
-    beta2: float = 0.96
-    warmup_steps: int = 0         # DL-Art-School used none
-    schedule: str = "multistep"   # multistep | cosine | constant
-    milestones: str = DLAS_MILESTONES
-    gamma: float = 0.5
-    grad_clip: float = 4.0
-    mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it) | no | bf16 | fp16
-    grad_checkpointing: bool = True
-    freeze: str = ""              # comma-separated parameter-name prefixes, e.g. conditioning_encoder,text_embedding
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    val_every: int = 100
-    samples: int = 1              # validation texts generated (GPT codes) at every validation
-    log_every: int = 10
-    seed: int = 0
-    num_workers: int = 2
-    device: str = "auto"          # auto | cpu | cuda
-    resume: bool = False
+    max_steps: int = arg(2000, "optimizer steps to train to")
+    batch_size: int = arg(16, "clips per micro-batch per process")
+    grad_accum: int = arg(4, "micro-batches per optimizer step")
+    lr: float = arg(1e-5, "peak AdamW learning rate (DL-Art-School fine-tune: 1e-5)")
+    weight_decay: float = arg(0.01, "AdamW weight decay on weight matrices only")
+    beta1: float = arg(0.9)
+    beta2: float = arg(0.96)
+    warmup_steps: int = arg(0, "linear warmup steps")
+    schedule: str = arg("multistep", "multistep | cosine | constant", choices=("multistep", "cosine", "constant"))
+    milestones: str = arg(DLAS_MILESTONES, "multistep schedule: steps at which the lr is multiplied by --gamma")
+    gamma: float = arg(0.5)
+    grad_clip: float = arg(4.0, "gradient-norm clip")
+    mixed_precision: str = arg(
+        "auto",
+        "autocast precision (auto = bf16 on GPUs that support it, else fp32)", choices=("auto", "no", "bf16", "fp16"))
+    grad_checkpointing: bool = arg(True, "recompute activations in backward (less memory, ~30% slower)")
+    freeze: str = arg(
+        "", "comma-separated parameter-name prefixes to freeze (e.g. conditioning_encoder,text_embedding)")
+    save_every: int = arg(500, "checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = arg(2, "checkpoints kept (0 = all)")
+    val_every: int = arg(100, "validation loss + sample generation every N steps (0 = only at the end)")
+    samples: int = arg(1, "validation texts generated at each validation")
+    log_every: int = arg(10)
+    seed: int = arg(0)
+    num_workers: int = arg(2, "DataLoader worker processes")
+    device: str = arg("auto", "auto | cpu | cuda")
+    resume: bool = arg(False, "continue the run in --out exactly where its last checkpoint left it")
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -239,28 +252,17 @@ def generate_samples(gpt: nn.Module, gpt_config: GPTConfig, batch: dict, count: 
 
 
 def plot_losses(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tortuner.files import atomic_path
-
     tr = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train"]
     va = [(r["step"], r["loss"]) for r in rows if r.get("split") == "val"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if tr:
-        ax.plot(*zip(*tr), label="train (0.01 text + mel CE)", lw=1)
-    if va:
-        ax.plot(*zip(*va), "o-", label="validation", lw=1.5)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4)) as (fig, ax):
+        if tr:
+            ax.plot(*zip(*tr), label="train (0.01 text + mel CE)", lw=1)
+        if va:
+            ax.plot(*zip(*va), "o-", label="validation", lw=1.5)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss")
+        ax.legend()
+        ax.grid(alpha=0.3)
 
 
 # ---------------------------------------------------------------------------------------------- the loop

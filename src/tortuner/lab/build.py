@@ -16,15 +16,16 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.checkpoints import load_dvae, load_tortoise_model, save_dvae, save_model_config
-from tortuner.data.tokenize import Tokenizer
-from tortuner.files import TortunerError, read_json, torch_save, write_json, write_jsonl
-from tortuner.finetune.gpt_data import encode_text
+from tortuner.errors import TortunerError
+from tortuner.files import read_json, torch_save, write_json, write_jsonl
 from tortuner.lab import train
 from tortuner.lab.speech import SpeechPlan, build_speech
 from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae, load_tortoise_model, save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.gpt_data import encode_text
 from tortuner.models.renderer import Renderer, RendererConfig, fit_advance
+from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import CLVPConfig, GPTConfig, build_clvp, build_gpt
 
 STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
@@ -225,7 +226,7 @@ class WorldBuilder:
 
     def _texted_clips(self, folder: Path, dvae: DiscreteVAE) -> list[train.Clip]:
         clips = [c for c in _clips(folder) if c.text]
-        for c, tokens in zip(clips, train.tokens_with_tail(dvae, [c.wav for c in clips])):
+        for c, tokens in zip(clips, Tokenizer(dvae).tokenize_training_wavs([c.wav for c in clips])):
             c.tokens = tokens
         return clips
 

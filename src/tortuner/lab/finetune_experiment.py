@@ -16,11 +16,14 @@ from typing import Any
 
 import torch
 
-from tortuner.checkpoints import cond_samples_of, load_tortoise_model, model_configs
-from tortuner.files import TortunerError, atomic_path, load_safetensors, read_json, write_json, write_text
-from tortuner.finetune.dataset import ExampleSource, LimitReport, attach_tokens, fixed_batches, read_dataset, sha_file
+from tortuner.config_args import arg
+from tortuner.errors import TortunerError
+from tortuner.files import load_safetensors, read_json, sha_file, write_json, write_text
+from tortuner.finetune.dataset import ExampleSource, LimitReport, attach_tokens, fixed_batches, read_dataset
 from tortuner.finetune.trainer import TrainConfig, evaluate, find_checkpoint, train_gpt
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import cond_samples_of, load_tortoise_model, model_configs
+from tortuner.plots import figure
 
 TARGET_RATIO = 1.03
 MD_START, MD_END = "<!-- finetune:start -->", "<!-- finetune:end -->"
@@ -28,15 +31,15 @@ MD_START, MD_END = "<!-- finetune:start -->", "<!-- finetune:end -->"
 
 @dataclass
 class LabFinetuneConfig:
-    world: str = ""
-    run: str = ""
-    steps: int = 120
-    batch_size: int = 8
-    lr: float = 1e-4
-    warmup_steps: int = 10
-    seed: int = 0
-    threads: int = 0      # torch threads (0 = torch's default)
-    device: str = "cpu"
+    world: str = arg("", "lab world folder (`tortuner lab build`)")
+    run: str = arg("", "run folder of `tortuner lab run --out` (holds dvae.pth; results are added to its report)")
+    steps: int = arg(120, "fine-tune steps per arm")
+    batch_size: int = arg(8, "clips per micro-batch per process")
+    lr: float = arg(1e-4, "peak AdamW learning rate")
+    warmup_steps: int = arg(10, "linear warmup steps")
+    seed: int = arg(0, "training seed (both arms)")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
+    device: str = arg("cpu", "cpu | cuda")
 
 
 def _clips(world: WorldPaths, dvae: Path, cache: Path, max_samples: int, max_text: int):
@@ -126,22 +129,13 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
 
 
 def _plot(scores: dict[str, float], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
     names = ["base", "oracle", "recovered"]
-    ax.bar(names, [scores[n] for n in names], color=["#999999", "#4c72b0", "#dd8452"])
-    ax.set_ylabel("NLL of teacher tokens (nats/token)")
-    ax.set_title("held-out new voice")
-    for i, n in enumerate(names):
-        ax.text(i, scores[n], f"{scores[n]:.3f}", ha="center", va="bottom")
-    fig.tight_layout()
-    with atomic_path(out / "finetune.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    with figure(out / "finetune.png", figsize=(5, 3.2)) as (fig, ax):
+        ax.bar(names, [scores[n] for n in names], color=["#999999", "#4c72b0", "#dd8452"])
+        ax.set_ylabel("NLL of teacher tokens (nats/token)")
+        ax.set_title("held-out new voice")
+        for i, n in enumerate(names):
+            ax.text(i, scores[n], f"{scores[n]:.3f}", ha="center", va="bottom")
 
 
 def write_markdown(path: Path, r: dict[str, Any]) -> None:
@@ -186,9 +180,8 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def register(lab_sub: argparse._SubParsersAction) -> None:
     from tortuner.config_args import add_config_args
-    from tortuner.finetune.commands import CHOICES, HELP
 
     p = lab_sub.add_parser("finetune", help="fine-tune the world's GPT on its new voice with recovered vs. teacher tokens",
                            description=__doc__.split("\n\n")[0])
-    add_config_args(p, LabFinetuneConfig, required=("world", "run"), help=HELP, choices=CHOICES)
+    add_config_args(p, LabFinetuneConfig, required=("world", "run"))
     p.set_defaults(func=_cmd)

@@ -5,22 +5,19 @@ from __future__ import annotations
 import math
 import random
 
-import matplotlib
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from tortuner.audio.griffinlim import univnet_mel_to_wav  # noqa: E402
-from tortuner.audio.io import load_audio, resample  # noqa: E402
-from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel  # noqa: E402
-from tortuner.checkpoints import load_dvae, load_tortoise_model  # noqa: E402
-from tortuner.files import atomic_path, torch_load  # noqa: E402
-from tortuner.finetune.gpt_data import GPTExample, code_nll, collate, crop_or_pad, encode_text  # noqa: E402
-from tortuner.lab.train import clvp_batch, gpt_latents  # noqa: E402
-from tortuner.lab.world import WorldPaths, load_manifest, load_renderer  # noqa: E402
-from tortuner.recover.evaluate import usage  # noqa: E402
+from tortuner.audio.griffinlim import univnet_mel_to_wav
+from tortuner.audio.io import load_audio, resample
+from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
+from tortuner.files import torch_load
+from tortuner.lab.train import clvp_batch, gpt_latents
+from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.models.checkpoints import load_dvae, load_renderer, load_tortoise_model
+from tortuner.models.gpt_data import GPTExample, code_nll, collate, crop_or_pad, encode_text
+from tortuner.plots import figure
+from tortuner.recover.evaluate import usage
 
 
 @torch.no_grad()
@@ -186,7 +183,11 @@ def _plot(paths: WorldPaths, report: dict, rendered, samples, tokens, k) -> None
         f = paths.work / f"history_{name}.pt"
         if f.is_file():
             hist[name] = torch_load(f)[name]
-    fig, axes = plt.subplots(3, 3, figsize=(15, 10))
+    with figure(paths.root / "world_report.png", 3, 3, dpi=80, figsize=(15, 10)) as (fig, axes):
+        _draw(axes, report, hist, rendered, samples, tokens, k)
+
+
+def _draw(axes, report: dict, hist: dict, rendered, samples, tokens, k) -> None:
     for ax, (name, h) in zip(axes[0], list(hist.items())[:3]):
         ax.plot(h.numpy())
         ax.set_title(f"{name} training loss")
@@ -205,7 +206,3 @@ def _plot(paths: WorldPaths, report: dict, rendered, samples, tokens, k) -> None
     axes[2, 2].axis("off")
     axes[2, 2].text(0, 0.5, "\n".join(f"{k_}: {v:.3f}" if isinstance(v, float) else f"{k_}: {v}"
                                       for k_, v in report.items() if not isinstance(v, (dict, list))), fontsize=9)
-    fig.tight_layout()
-    with atomic_path(paths.root / "world_report.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
-from tortuner.files import TortunerError, read_json, write_json
+from tortuner.errors import TortunerError
+from tortuner.files import read_json, sha_file, write_json
 from tortuner.lab.world import WorldPaths
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
 from tortuner.recover.data import load_real
 from tortuner.recover.decoder import DecoderConfig, run_decoder
@@ -257,7 +258,6 @@ def _keep_finetune(previous: dict, rep: dict, run: Path) -> None:
     """Carry `lab finetune`'s results into a re-scored report if they were made with the current `dvae.pth`."""
     if "finetune" not in previous:
         return
-    from tortuner.finetune.dataset import sha_file
     from tortuner.lab.finetune_experiment import write_markdown
 
     if previous["finetune"].get("dvae_sha256") != sha_file(run / "dvae.pth", "sha256"):

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from tortuner.files import atomic_path, write_text  # noqa: E402
-from tortuner.models.dvae import DiscreteVAE  # noqa: E402
-from tortuner.recover.data import RealClip  # noqa: E402
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+from tortuner.files import write_text
+from tortuner.models.dvae import DiscreteVAE
+from tortuner.plots import figure
+from tortuner.recover.data import RealClip
 
 
 def _num(x: float | None) -> str:
@@ -27,39 +18,37 @@ def _num(x: float | None) -> str:
 
 @torch.no_grad()
 def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, recovered: DiscreteVAE) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if rep["curve"]:
-        xs, ys = zip(*rep["curve"])
-        ax.plot(xs, ys, marker="o", label="distill (held-out top-1)")
-    ax.axhline(rep["agreement_top1"], color="g", ls="--", label="final top-1")
-    ax.axhline(rep["baseline_matched_agreement_top1"], color="r", ls=":", label="baseline (matched)")
-    ax.set_xlabel("distill step"), ax.set_ylabel("agreement with teacher"), ax.legend(), ax.set_ylim(0, 1)
-    _save(fig, out / "agreement_vs_step.png")
+    with figure(out / "agreement_vs_step.png", figsize=(6, 3.5)) as (fig, ax):
+        if rep["curve"]:
+            xs, ys = zip(*rep["curve"])
+            ax.plot(xs, ys, marker="o", label="distill (held-out top-1)")
+        ax.axhline(rep["agreement_top1"], color="g", ls="--", label="final top-1")
+        ax.axhline(rep["baseline_matched_agreement_top1"], color="r", ls=":", label="baseline (matched)")
+        ax.set_xlabel("distill step"), ax.set_ylabel("agreement with teacher"), ax.legend(), ax.set_ylim(0, 1)
 
     pairs = rep.get("ablation", {}).get("pairs", [])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if pairs:
-        ax.plot([p["pairs"] for p in pairs], [p["agreement_top1"] for p in pairs], marker="o")
-        ax.set_xscale("log")
-    else:
-        ax.plot([rep["synth_pairs"]], [rep["stages"]["distill"]["agreement_top1"]], marker="o")
-    ax.set_xlabel("synthetic pairs"), ax.set_ylabel("distill top-1 (held-out)"), ax.set_ylim(0, 1)
-    _save(fig, out / "agreement_vs_pairs.png")
+    with figure(out / "agreement_vs_pairs.png", figsize=(6, 3.5)) as (fig, ax):
+        if pairs:
+            ax.plot([p["pairs"] for p in pairs], [p["agreement_top1"] for p in pairs], marker="o")
+            ax.set_xscale("log")
+        else:
+            ax.plot([rep["synth_pairs"]], [rep["stages"]["distill"]["agreement_top1"]], marker="o")
+        ax.set_xlabel("synthetic pairs"), ax.set_ylabel("distill top-1 (held-out)"), ax.set_ylim(0, 1)
 
     n = min(clip.mel.shape[1] // 4, 60)
     mel = clip.mel[:, : 4 * n]
     t = teacher.tokenize(mel[None])[0]
     r = recovered.tokenize(mel[None])[0]
-    fig, axes = plt.subplots(2, 1, figsize=(12, 5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    axes[0].imshow(mel.numpy(), origin="lower", aspect="auto", extent=(0, n, 0, 80))
-    axes[0].set_title(f"held-out clip: {clip.text[:80]}")
-    axes[1].set_xlim(0, n), axes[1].set_ylim(0, 2), axes[1].set_yticks([0.5, 1.5], ["recovered", "teacher"])
-    for i in range(n):
-        c = "black" if t[i] == r[i] else "red"
-        axes[1].text(i + 0.5, 1.5, str(int(t[i])), ha="center", va="center", fontsize=6, rotation=90)
-        axes[1].text(i + 0.5, 0.5, str(int(r[i])), ha="center", va="center", fontsize=6, rotation=90, color=c)
-    axes[1].set_xlabel("token index (red = disagreement)")
-    _save(fig, out / "example_tokens.png")
+    with figure(out / "example_tokens.png", 2, 1, figsize=(12, 5), gridspec_kw={"height_ratios": [3, 1]},
+                sharex=True) as (fig, axes):
+        axes[0].imshow(mel.numpy(), origin="lower", aspect="auto", extent=(0, n, 0, 80))
+        axes[0].set_title(f"held-out clip: {clip.text[:80]}")
+        axes[1].set_xlim(0, n), axes[1].set_ylim(0, 2), axes[1].set_yticks([0.5, 1.5], ["recovered", "teacher"])
+        for i in range(n):
+            c = "black" if t[i] == r[i] else "red"
+            axes[1].text(i + 0.5, 1.5, str(int(t[i])), ha="center", va="center", fontsize=6, rotation=90)
+            axes[1].text(i + 0.5, 0.5, str(int(r[i])), ha="center", va="center", fontsize=6, rotation=90, color=c)
+        axes[1].set_xlabel("token index (red = disagreement)")
 
     s = rep["stages"]
     lines = [

@@ -16,9 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
-from tortuner.data.tokenize import Tokenizer
-from tortuner.finetune.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
 from tortuner.models.dvae import DiscreteVAE
+from tortuner.models.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
 from tortuner.models.renderer import Renderer, output_frames
 from tortuner.synth.sample import teacher_forced
 
@@ -267,10 +266,3 @@ def train_clvp(pairs: list[tuple[torch.Tensor, torch.Tensor]], clvp: torch.nn.Mo
     clvp.eval()
     return history
 
-
-def tokens_with_tail(dvae: DiscreteVAE, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Teacher tokens of clips with one token of silence appended (DL-Art-School tokenized padded audio).
-
-    Batched and exact (`data.tokenize.Tokenizer`): the same tokens as one clip at a time.
-    """
-    return Tokenizer(dvae).tokenize_wavs([F.pad(w, (0, SAMPLES_PER_TOKEN)) for w in wavs])

@@ -1,13 +1,11 @@
-"""Where everything of a lab world lives (see docs/lab.md), and loaders for its lab-only parts."""
+"""Where everything of a lab world lives (see docs/lab.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from tortuner.checkpoints import model_configs
-from tortuner.files import TortunerError, read_jsonl, torch_load
-from tortuner.models.renderer import Renderer, RendererConfig
+from tortuner.files import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -76,15 +74,3 @@ def load_manifest(path: str | Path) -> list[dict]:
     for row in rows:
         row["audio"] = str((path.parent / row["audio"]).resolve())
     return rows
-
-
-def load_renderer(models_dir: str | Path) -> Renderer:
-    """The lab renderer of a world's `public/models` (config in models.json["renderer"])."""
-    models_dir = Path(models_dir)
-    cfg = model_configs(models_dir).get("renderer")
-    if cfg is None:
-        raise TortunerError(f"{models_dir / 'models.json'}: no 'renderer' section (not a lab world's models folder)")
-    model = Renderer(RendererConfig(**cfg))
-    sd = torch_load(models_dir / "renderer.pth", "lab renderer")
-    model.load_state_dict(sd, strict=True)
-    return model.eval()

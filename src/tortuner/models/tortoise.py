@@ -3,7 +3,7 @@
 The `*_config` dataclasses hold the constructor arguments; their defaults are exactly the ones `tortoise.api`
 uses at inference, so a model built with the defaults loads TorToiSe's released `.pth` files strictly. Small
 configurations (`tiny_*`) build the very same classes for tests and the lab. Nothing here touches files; see
-`tortuner.checkpoints` for loading weights.
+`tortuner.models.checkpoints` for loading weights.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from scipy.optimize import linear_sum_assignment
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from tortuner.checkpoints import save_dvae
 from tortuner.files import write_json
+from tortuner.models.checkpoints import save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import RealClip, load_real, mel_batch
 from tortuner.recover.distill import num_codes_of

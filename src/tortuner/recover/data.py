@@ -10,7 +10,8 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, FRAMES_PER_TOKEN, DvaeMel
-from tortuner.files import TortunerError, read_jsonl
+from tortuner.errors import TortunerError
+from tortuner.files import read_jsonl
 from tortuner.synth import shards
 
 

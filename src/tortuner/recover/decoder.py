@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from tortuner.checkpoints import load_dvae, save_dvae
 from tortuner.files import write_json
+from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.recover.data import load_synth, pair_batch
 
 

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from tortuner.checkpoints import load_dvae, model_configs, save_dvae
-from tortuner.files import TortunerError, write_json
+from tortuner.errors import TortunerError
+from tortuner.files import write_json
+from tortuner.models.checkpoints import load_dvae, model_configs, save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import Augment, load_synth, pair_batch
 from tortuner.synth.shards import Pair

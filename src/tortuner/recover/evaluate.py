@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
-from tortuner.finetune.gpt_data import COND_SAMPLES, GPTExample, code_nll, collate, crop_or_pad, encode_text
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.models.dvae import DiscreteVAE
+from tortuner.models.gpt_data import COND_SAMPLES, GPTExample, code_nll, collate, crop_or_pad, encode_text
 from tortuner.recover.data import RealClip, load_real
 
 

@@ -14,9 +14,9 @@ import random
 import torch
 from torch import nn
 
-from tortuner.audio.mel import DvaeMel, SAMPLES_PER_TOKEN
-from tortuner.finetune.gpt_data import GPTExample, collate, crop_or_pad, encode_text
+from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
 from tortuner.models.dvae import DiscreteVAE
+from tortuner.models.gpt_data import GPTExample, collate, crop_or_pad, encode_text
 from tortuner.recover.data import RealClip
 from tortuner.synth.shards import Pair
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from tortuner.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.files import write_json
+from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
 from tortuner.recover.distill import CodeTrainer
 from tortuner.recover.pseudo import pseudo_pairs

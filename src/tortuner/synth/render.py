@@ -17,7 +17,7 @@ from torch import nn
 
 from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, FRAMES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.finetune.gpt_data import crop_or_pad
+from tortuner.models.gpt_data import crop_or_pad
 
 DIFFUSION_COND_SAMPLES = 102400  # tortoise.api pads/cuts each 24 kHz conditioning clip to this
 

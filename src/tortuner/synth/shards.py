@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from tortuner.files import TortunerError, atomic_path, load_safetensors, read_jsonl, save_safetensors
+from tortuner.errors import TortunerError
+from tortuner.files import atomic_path, load_safetensors, read_jsonl, save_safetensors
 
 
 @dataclass

@@ -19,9 +19,10 @@ from tqdm import tqdm
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.checkpoints import cond_samples_of, load_tortoise_model, model_configs
-from tortuner.files import TortunerError, read_jsonl, write_json
-from tortuner.finetune.gpt_data import encode_text
+from tortuner.errors import TortunerError
+from tortuner.files import read_jsonl, write_json
+from tortuner.models.checkpoints import cond_samples_of, load_renderer, load_tortoise_model, model_configs
+from tortuner.models.gpt_data import encode_text
 from tortuner.synth import shards
 from tortuner.synth.render import LabRenderer, TortoiseRenderer, make_conditioning, to_dvae_mel
 from tortuner.synth.sample import SamplingConfig, clvp_score, sample_codes, teacher_forced
@@ -88,8 +89,6 @@ def load_renderer_for(models: Path, kind: str, device, cfg: SynthConfig):
     if kind == "auto":
         kind = "lab" if "renderer" in model_configs(models) else "tortoise"
     if kind == "lab":
-        from tortuner.lab.world import load_renderer
-
         return LabRenderer(load_renderer(models).to(device), cfg.griffin_lim_iters)
     return TortoiseRenderer(load_tortoise_model(models, "diffusion").to(device),
                             load_tortoise_model(models, "vocoder").to(device), cfg.diffusion_steps, cfg.cond_free)

@@ -16,10 +16,19 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from tortuner.files import TortunerError, read_json, torch_load, torch_save
+from tortuner.errors import TortunerError
+from tortuner.files import read_json, torch_load, torch_save
 from tortuner.models.dvae import DiscreteVAE, config_from_state_dict
+from tortuner.models.renderer import Renderer, RendererConfig
 from tortuner.models.tortoise import (
-    CLVPConfig, DiffusionConfig, GPTConfig, VocoderConfig, build_clvp, build_diffusion, build_gpt, build_vocoder,
+    CLVPConfig,
+    DiffusionConfig,
+    GPTConfig,
+    VocoderConfig,
+    build_clvp,
+    build_diffusion,
+    build_gpt,
+    build_vocoder,
 )
 
 WHERE_TO_GET = ("TorToiSe's released weights, e.g. the `.models/` folder of the jbetker/tortoise-tts-v2 repository "
@@ -100,7 +109,7 @@ def model_configs(models_dir: str | Path) -> dict[str, Any]:
 
 def cond_samples_of(configs: dict[str, Any]) -> int:
     """The GPT's conditioning window in 22.05 kHz samples: DL-Art-School's 44000 for TorToiSe, a lab world's own."""
-    from tortuner.finetune.gpt_data import COND_SAMPLES
+    from tortuner.models.gpt_data import COND_SAMPLES
 
     return int(configs.get("lab", {}).get("cond_samples", COND_SAMPLES))
 
@@ -141,3 +150,15 @@ def save_model_config(models_dir: str | Path, configs: dict[str, Any]) -> None:
 
     write_json(Path(models_dir) / "models.json",
                {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in configs.items()})
+
+
+def load_renderer(models_dir: str | Path) -> Renderer:
+    """The lab renderer of a world's `public/models` (config in models.json["renderer"])."""
+    models_dir = Path(models_dir)
+    cfg = model_configs(models_dir).get("renderer")
+    if cfg is None:
+        raise TortunerError(f"{models_dir / 'models.json'}: no 'renderer' section (not a lab world's models folder)")
+    model = Renderer(RendererConfig(**cfg))
+    sd = torch_load(models_dir / "renderer.pth", "lab renderer")
+    model.load_state_dict(sd, strict=True)
+    return model.eval()

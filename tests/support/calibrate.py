@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from support import corrupt as C
 from tortuner.audio.espeak import synthesize
-from tortuner.data import corrupt as C
 from tortuner.data import filters as F
 
 SR = F.SR

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import torch
 
-from tortuner.checkpoints import save_model_config
+from tortuner.models.checkpoints import save_model_config
 from tortuner.models.tortoise import (
-    build_clvp, build_diffusion, build_gpt, build_vocoder, tiny_clvp_config, tiny_diffusion_config, tiny_gpt_config,
+    build_clvp,
+    build_diffusion,
+    build_gpt,
+    build_vocoder,
+    tiny_clvp_config,
+    tiny_diffusion_config,
+    tiny_gpt_config,
     tiny_vocoder_config,
 )
 

@@ -1,0 +1,138 @@
+"""The training toolkit every loop in tortuner uses: learning-rate schedules, AdamW parameter groups, one optimiser
+step, scalar logging, and the resumable stage runner of `lab build` / `lab run`.
+
+The loops themselves stay plain Python you can read top to bottom (lab/train.py, recover/*.py, finetune/trainer.py);
+what they all do the same way lives here, once. Each schedule returns the learning rate itself, with the arithmetic
+in the order the loops always used, so a world or a run built before this module existed is rebuilt bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tortuner.files import write_json
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+def warmup_cosine(step: int, total: int, peak: float, warmup: int = 50) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from `peak` to 0 at `total` (the lab's from-scratch runs)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def warmup_linear_decay(frac: float, peak: float) -> float:
+    """Warm-up over the first 5 % of training (from 5 % of `peak`), then linear decay to 10 % of `peak` (recovery's
+    distillation); `frac` = step / total."""
+    return peak * min(1.0, 20 * frac + 0.05) * (0.1 + 0.9 * (1 - frac))
+
+
+def linear_decay(step: int, total: int, peak: float) -> float:
+    """Linear decay from `peak` to 10 % of it (recovery's decoder pre-training)."""
+    return peak * (0.1 + 0.9 * (1 - step / total))
+
+
+def lr_factor(step: int, schedule: str, warmup_steps: int, max_steps: int, milestones: Sequence[int],
+              gamma: float) -> float:
+    """Multiplier of the peak learning rate for `finetune` (a `LambdaLR`): linear warm-up times `constant`,
+    `multistep` (x gamma at each milestone: DL-Art-School's GPT fine-tune) or `cosine` (to 0 at `max_steps`)."""
+    from tortuner.errors import TortunerError
+
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    if schedule == "constant":
+        return warm
+    if schedule == "multistep":
+        return warm * gamma ** sum(step >= m for m in milestones)
+    if schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * min(step, max_steps) / max(1, max_steps)))
+    raise TortunerError(f"unknown --schedule {schedule!r} (multistep, cosine, constant)")
+
+
+# ------------------------------------------------------------------------------------------------ optimiser
+NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups with DL-Art-School's weight-decay rule: decay on weight matrices only; biases, norms and
+    embedding tables (every parameter of an `Embedding`, `LayerNorm` or `GroupNorm`, and every 1-D one) excluded.
+    Frozen parameters (`requires_grad=False`) are left out."""
+    exempt = {id(p) for m in model.modules() if isinstance(m, NO_DECAY_MODULES) for p in m.parameters(recurse=False)}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or id(p) in exempt else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float | None = None,
+                   clip: float | None = None, params: Iterable[nn.Parameter] | None = None) -> None:
+    """One step: set the learning rate (when given), zero the gradients, backward, clip the gradient norm of
+    `params` to `clip` (when given), step."""
+    if lr is not None:
+        set_lr(opt, lr)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        assert params is not None, "clip needs the parameters to clip"
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+def autocast(bf16: bool) -> torch.autocast:
+    """bf16 autocast on the CPU (weights, optimiser state and losses stay float32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout of a model (the stock GPT-2 and CLVP configs have no argument for it)."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+
+
+class ScalarLog:
+    """TensorBoard scalars every `every` steps (the loops log every 25): `log(step, recon_mse=0.1)` writes
+    `<prefix>/recon_mse`. A `None` writer logs nothing."""
+
+    def __init__(self, writer: Any | None, prefix: str, every: int = 25):
+        self.writer, self.prefix, self.every = writer, prefix, every
+
+    def __call__(self, step: int, **scalars: float) -> None:
+        if self.writer is None or step % self.every:
+            return
+        for name, value in scalars.items():
+            self.writer.add_scalar(f"{self.prefix}/{name}", value, step)
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def run_stages(stages: Sequence[str], state: dict, state_path: str | Path, run: Callable[[int, str], dict | None],
+               until: str = "", label: str = "") -> dict:
+    """Run every stage not yet marked done in `state["stages"]`, in order; after each, record
+    `{"done": True, "seconds": s, **result}` and write `state` to `state_path` atomically, so a killed job reruns
+    only what was not finished. `run(i, name)` does stage number i. Stops after `until` when given."""
+    done = state.setdefault("stages", {})
+    for i, name in enumerate(stages):
+        if done.get(name, {}).get("done"):
+            continue
+        t0 = time.time()
+        result = run(i, name)
+        seconds = time.time() - t0
+        done[name] = {"done": True, "seconds": round(seconds, 1), **(result or {})}
+        write_json(state_path, state)
+        if label:
+            print(f"{label}: {name} done in {seconds:.0f} s", flush=True)
+        if name == until:
+            break
+    return state
