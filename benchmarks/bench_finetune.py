@@ -25,9 +25,9 @@ def rss_mb() -> float:
 
 
 def one_setting(batch: int, checkpointing: bool, threads: int, steps: int) -> dict:
-    from tortuner.finetune.trainer import param_groups
     from tortuner.models.gpt_data import GPTExample, collate, gpt_losses, total_loss
     from tortuner.models.tortoise import GPTConfig, build_gpt
+    from tortuner.training import param_groups
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

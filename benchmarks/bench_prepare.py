@@ -19,7 +19,8 @@ import soundfile as sf
 import torch
 
 from tortuner.audio.espeak import synthesize
-from tortuner.data.prepare import PrepareConfig, run
+from tortuner.data.prepare_config import PrepareConfig
+from tortuner.data.prepare_run import run
 from tortuner.data.stream import StreamResampler, probe, read_blocks
 from tortuner.data.vad import VAD_SR, SpeechDetector
 from tortuner.synth.sentences import text_lines
@@ -60,7 +61,8 @@ def main() -> None:
         vad_only(tmp / "long.wav")
         t_vad = time.perf_counter() - t0
         t0 = time.perf_counter()
-        report = run(PrepareConfig(inputs=[str(tmp / "long.wav")], out=str(tmp / "ds"), asr="none"), show_progress=False)
+        cfg = PrepareConfig(inputs=[str(tmp / "long.wav")], out=str(tmp / "ds"), asr="none")
+        report = run(cfg, show_progress=False)
         t_prep = time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from support.calibrate import OVERLAP_CASES, evaluate, real_speech_pass_rate, real_two_speakers
-from tortuner.data.prepare import PrepareConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the calibration harness is test support
+
+from support.calibrate import OVERLAP_CASES, filter_accuracy, real_speech_pass_rate, real_two_speakers  # noqa: E402
+from tortuner.data.prepare_config import PrepareConfig  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +35,7 @@ def main() -> None:
     print(f"\n| corruption (espeak-ng speech, {args.n} clips of 8-14 s, 8 voices) | filter meant to catch it | "
           "accuracy | dropped by any filter | target score range |")
     print("|---|---|---|---|---|")
-    for r in evaluate(th, n=args.n, seed=args.seed):
+    for r in filter_accuracy(th, n=args.n, seed=args.seed):
         print(f"| {r['case']} | {r['filter']} | {r['accuracy']:.0%} | {r['dropped']:.0%} | {r['score']} |")
     voices = Path(str(importlib.resources.files("tortoise") / "voices"))
     rate, failures = real_speech_pass_rate(th, voices)
@@ -43,11 +46,13 @@ def main() -> None:
     if args.dnsmos:
         th2 = th | {"min_dnsmos_bak": args.dnsmos}
         print(f"\nopt-in DNSMOS background filter, --min-dnsmos-bak {args.dnsmos} (other filters at their defaults):")
-        print("\n| case | filter meant to catch it | accuracy | dropped by any filter | score range |\n|---|---|---|---|---|")
-        for r in evaluate(th2, n=args.n, seed=args.seed, cases=OVERLAP_CASES):
+        print("\n| case | filter meant to catch it | accuracy | dropped by any filter | score range |")
+        print("|---|---|---|---|---|")
+        for r in filter_accuracy(th2, n=args.n, seed=args.seed, cases=OVERLAP_CASES):
             print(f"| {r['case']} | {r['filter']} | {r['accuracy']:.0%} | {r['dropped']:.0%} | {r['score']} |")
         rate, failures = real_speech_pass_rate(th2, voices)
-        print(f"\nreal voices passing every filter with it: {rate:.0%}" + (f" (dropped: {'; '.join(failures)})" if failures else ""))
+        print(f"\nreal voices passing every filter with it: {rate:.0%}"
+              + (f" (dropped: {'; '.join(failures)})" if failures else ""))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 

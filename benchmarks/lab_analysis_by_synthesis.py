@@ -17,7 +17,7 @@ import torch
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.lab.report import _examples
+from tortuner.lab.report import manifest_examples
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_renderer, load_tortoise_model, model_configs
 from tortuner.models.gpt_data import GPTExample, collate
@@ -40,7 +40,7 @@ def main() -> None:
     mel, umel = DvaeMel(), UnivNetMel()
     cs = cond_samples_of(model_configs(w.models))
     rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
-    examples = _examples(rows, mel, cs, random.Random(0))
+    examples = manifest_examples(rows, mel, cs, random.Random(0))
 
     def render(ex: GPTExample, codes: torch.Tensor) -> torch.Tensor:
         b = collate([GPTExample(ex.text, c, c.numel() * 1024, ex.cond_mels) for c in codes], gpt.stop_mel_token)

@@ -38,7 +38,7 @@ from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _clips, _configs
+from tortuner.lab.build import BuildConfig, WorldBuilder, speech_clips
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
@@ -46,6 +46,7 @@ from tortuner.models.gpt_data import collate, gpt_losses, total_loss
 from tortuner.models.renderer import Renderer
 from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_gpt
+from tortuner.training import autocast, set_dropout
 
 
 def _per_step(fn, steps: int, bf16: bool) -> float:
@@ -55,11 +56,11 @@ def _per_step(fn, steps: int, bf16: bool) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]], s, steps: int) -> None:
+def _gpt_split(clips: list[train.WorldClip], by_speaker: dict[str, list[train.WorldClip]], s, steps: int) -> None:
     """Share of the conditioning encoder in a GPT training step, float32 and bf16; the world's GPT against variants."""
     rng, mel = random.Random(0), DvaeMel()
-    model = build_gpt(_configs(s)["gpt"])
-    train.set_dropout(model, s.gpt_dropout)
+    model = build_gpt(s.model_configs()["gpt"])
+    set_dropout(model, s.gpt_dropout)
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     batches = [collate([train.gpt_example(c, by_speaker[c.speaker], mel, s.cond_samples, rng, 2)
                         for c in rng.choices(clips, k=s.gpt_batch)], model.stop_mel_token) for _ in range(steps)]
@@ -81,7 +82,7 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     def steps_of(loss_fn):
         def run(n: int, bf16: bool) -> None:
             for b in batches[:n]:
-                with train.autocast(bf16):
+                with autocast(bf16):
                     loss = loss_fn(b)
                 step(loss, opt)
         return run
@@ -93,11 +94,11 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     # bf16 autocast. Steps alternate between the contestants batch by batch, so that the machine's drifting speed
     # falls on all alike.
     def variant(blocks: int = s.gpt_cond_blocks, stock_gelu: bool = False) -> torch.nn.Module:
-        m = build_gpt(dataclasses.replace(_configs(s)["gpt"], conditioning_blocks=blocks))
+        m = build_gpt(dataclasses.replace(s.model_configs()["gpt"], conditioning_blocks=blocks))
         if stock_gelu:
             for block in m.gpt.h:
                 block.mlp.act = NewGELUActivation()
-        train.set_dropout(m, s.gpt_dropout)  # as the build trains it
+        set_dropout(m, s.gpt_dropout)  # as the build trains it
         return m
 
     contestants = {"world": (variant(), False, 2), "6 blocks": (variant(6), False, 2),
@@ -108,7 +109,7 @@ def _gpt_split(clips: list[train.Clip], by_speaker: dict[str, list[train.Clip]],
     for i, b in enumerate(batches):
         for n, (m, bf16, n_clips) in contestants.items():
             t = time.perf_counter()
-            with train.autocast(bf16):
+            with autocast(bf16):
                 loss = total_loss(*gpt_losses(m, clips_of(b, n_clips)))
             step(loss, opts[n])
             if i:  # the first step of each is warm-up
@@ -131,20 +132,20 @@ def main() -> None:
     builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
     s, writer = builder.size, SummaryWriter(tempfile.mkdtemp())
     t = time.perf_counter()
-    clips = builder._training_clips()
+    clips = builder.training_clips()
     t_clips = time.perf_counter() - t
     gpt = load_tortoise_model(builder.paths.models, "gpt")
     rng = random.Random(0)
     t = time.perf_counter()
-    items = builder._renderer_items(clips, gpt, rng)[:200]  # all of them timed, 200 kept for the renderer steps
+    items = builder.renderer_items(clips, gpt, rng)[:200]  # all of them timed, 200 kept for the renderer steps
     t_items = time.perf_counter() - t
     print(f"{args.world}: stage inputs (not training): {len(clips)} training clips loaded with teacher tokens "
           f"{t_clips:.1f} s (GPT stage), the renderer's inputs (GPT latents, univnet mels) {t_items:.1f} s")
     t = time.perf_counter()
-    _clips(builder.paths.teacher_speech)
+    speech_clips(builder.paths.teacher_speech)
     t_plain = time.perf_counter() - t
     t = time.perf_counter()
-    teacher_clips = _clips(builder.paths.teacher_speech, builder.mel)  # the teacher trains on mels
+    teacher_clips = speech_clips(builder.paths.teacher_speech, builder.mel)  # the teacher trains on mels
     t_mel = time.perf_counter() - t
     print(f"{len(teacher_clips)} teacher-speech clips loaded in {t_plain:.1f} s, with their dVAE mels {t_mel:.1f} s "
           "(only the teacher stage computes the mels)")
@@ -155,12 +156,12 @@ def main() -> None:
         train.train_teacher(teacher_clips, dvae, n, s.batch, 256, writer, 0, bf16=bf16)
 
     def gpt_steps(n: int, bf16: bool) -> None:
-        model = build_gpt(_configs(s)["gpt"])
-        train.set_dropout(model, s.gpt_dropout)
+        model = build_gpt(s.model_configs()["gpt"])
+        set_dropout(model, s.gpt_dropout)
         train.train_gpt(clips, model, n, s.gpt_batch, s.cond_samples, writer, 0, lr=s.gpt_lr, bf16=bf16)
 
     def renderer(n: int, bf16: bool) -> None:
-        train.train_renderer(items, Renderer(_configs(s)["renderer"]), n, s.batch, 48, writer, 0, bf16=bf16)
+        train.train_renderer(items, Renderer(s.model_configs()["renderer"]), n, s.batch, 48, writer, 0, bf16=bf16)
 
     print(f"{args.world} ({builder.cfg.size}): seconds per training step")
     print(f"{'model':10s} {'1 thread':>10s} {'2 threads':>10s} {'2 thr bf16':>11s}  2 threads / 1  bf16 / fp32")
@@ -194,7 +195,7 @@ def main() -> None:
     batched = train.gpt_latents(gpt, examples)
     t_batched = time.perf_counter() - t
     t = time.perf_counter()
-    with train.autocast(True):  # were a bf16 world's build to compute them so (it does not: see docs/lab.md)
+    with autocast(True):  # were a bf16 world's build to compute them so (it does not: see docs/lab.md)
         low = [lat.float() for lat in train.gpt_latents(gpt, examples)]
     t_low = time.perf_counter() - t
     diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))

@@ -21,12 +21,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
+from tortuner.lab.build import BuildConfig, WorldBuilder, texted_clips
 from tortuner.lab.report import clvp_top1
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import load_dvae
 from tortuner.models.gpt_data import encode_text
 from tortuner.models.tortoise import build_clvp
+from tortuner.training import set_dropout
 
 
 def main() -> None:
@@ -43,8 +44,8 @@ def main() -> None:
     size, paths = builder.size, builder.paths
     steps = args.steps or size.clvp_steps
     dvae = load_dvae(paths.teacher)
-    pairs = [(encode_text(c.text), c.tokens) for c in builder._texted_clips(paths.teacher_speech, dvae)]
-    public = [(encode_text(c.text), c.tokens) for c in builder._texted_clips(paths.public_speech, dvae)]
+    pairs = [(encode_text(c.text), c.tokens) for c in texted_clips(paths.teacher_speech, dvae)]
+    public = [(encode_text(c.text), c.tokens) for c in texted_clips(paths.public_speech, dvae)]
     hidden = [(encode_text(r["text"]), torch.tensor(r["tokens"])) for r in load_manifest(paths.eval) if r["text"]]
     print(f"{args.world}: CLVP {size.clvp_dim} x {size.clvp_depth}, {steps} steps, batch {size.batch}; trained on "
           f"{len(pairs)} teacher-speech lines, scored on {len(public) // 8 * 8} public and {len(hidden) // 8 * 8} eval "
@@ -52,8 +53,8 @@ def main() -> None:
     rows = []
     for p in [float(x) for x in args.dropouts.split(",")]:
         torch.manual_seed(args.seed)
-        clvp = build_clvp(_configs(size)["clvp"])
-        train.set_dropout(clvp, p)
+        clvp = build_clvp(size.model_configs()["clvp"])
+        set_dropout(clvp, p)
         t0 = time.time()
         train.train_clvp(pairs, clvp, steps, size.batch, SummaryWriter(tempfile.mkdtemp()), args.seed)
         sec = (time.time() - t0) / steps

@@ -22,7 +22,7 @@ from tortuner.models.checkpoints import load_dvae
 from tortuner.models.renderer import shift_frames
 from tortuner.recover.data import Augment, load_real, load_synth
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
-from tortuner.recover.evaluate import evaluate
+from tortuner.recover.evaluate import score_tokenizer
 from tortuner.synth.shards import Pair
 
 
@@ -32,7 +32,7 @@ def distill_top1(pairs: list[Pair], aug: Augment | None, k: int, steps: int, ev,
     init_codebook_from_classes(model, pairs)
     tr = CodeTrainer(model, 1e-3)
     train_on_pairs(tr, pairs, steps, 16, 32, 0, aug, tag="distill")
-    return evaluate(tr.commit().eval(), ev, teacher)["agreement_top1"]
+    return score_tokenizer(tr.commit().eval(), ev, teacher)["agreement_top1"]
 
 
 def probe_accuracy(pairs: list[Pair], k: int) -> float:

@@ -16,7 +16,7 @@ import torch
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
-from tortuner.lab.report import _examples
+from tortuner.lab.report import manifest_examples
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.models.gpt_data import code_nll, collate
@@ -42,7 +42,7 @@ def main() -> None:
         rows = rows[: args.clips]
         for r, tokens in zip(rows, Tokenizer(teacher).tokenize_training_wavs([load_audio(r["audio"], DVAE_SR) for r in rows])):
             r["tokens"] = tokens.tolist()
-        examples = _examples(rows, mel, cond, random.Random(0))
+        examples = manifest_examples(rows, mel, cond, random.Random(0))
         total, count = 0.0, 0
         with torch.no_grad():
             for i in range(0, len(examples), 8):

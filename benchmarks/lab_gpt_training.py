@@ -24,13 +24,14 @@ from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
-from tortuner.lab.report import _examples
+from tortuner.lab.build import BuildConfig, WorldBuilder
+from tortuner.lab.report import manifest_examples
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import load_dvae
 from tortuner.models.gpt_data import code_nll, collate
 from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_gpt
+from tortuner.training import set_dropout
 
 
 def _scored(folder, teacher, mel, cond: int, n: int) -> list:
@@ -39,7 +40,7 @@ def _scored(folder, teacher, mel, cond: int, n: int) -> list:
     rows = rows[:n]
     for r, tokens in zip(rows, Tokenizer(teacher).tokenize_training_wavs([load_audio(r["audio"], DVAE_SR) for r in rows])):
         r["tokens"] = tokens.tolist()
-    return _examples(rows, mel, cond, random.Random(0))
+    return manifest_examples(rows, mel, cond, random.Random(0))
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def main() -> None:
     size = builder.size
     steps, batch = args.steps or size.gpt_steps, args.batch or size.gpt_batch
     lr, cond = args.lr or size.gpt_lr, args.cond_samples or size.cond_samples
-    clips = builder._training_clips()
+    clips = builder.training_clips()
     teacher, mel, k = load_dvae(builder.paths.teacher), DvaeMel(), size.num_codes
     held_out = _scored(builder.paths.eval, teacher, mel, cond, 10_000)
     seen = _scored(builder.paths.teacher_speech, teacher, mel, cond, 32)
@@ -82,9 +83,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     size = dataclasses.replace(size, gpt_layers=args.layers or size.gpt_layers, gpt_dim=args.dim or size.gpt_dim,
                                gpt_cond_blocks=args.cond_blocks or size.gpt_cond_blocks)
-    gpt = build_gpt(_configs(size)["gpt"])
+    gpt = build_gpt(size.model_configs()["gpt"])
     dropout = args.dropout if args.dropout >= 0 else size.gpt_dropout
-    train.set_dropout(gpt, dropout)
+    set_dropout(gpt, dropout)
     print(f"{args.world}: GPT {size.gpt_layers} x {size.gpt_dim}, steps {steps} batch {batch} lr {lr:g} dropout "
           f"{dropout:g} cond {args.cond_clips} x {cond} samples, {size.gpt_cond_blocks} blocks"
           f"{' bf16' if args.bf16 else ''}; "

@@ -17,7 +17,7 @@ from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import load_dvae
 from tortuner.recover.data import Augment, load_real, load_synth
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
-from tortuner.recover.evaluate import evaluate
+from tortuner.recover.evaluate import score_tokenizer
 from tortuner.synth.shards import Pair
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         init_codebook_from_classes(model, pairs)
         tr = CodeTrainer(model, 1e-3)
         accs = train_on_pairs(tr, pairs, args.steps, 16, 32, 0, Augment(), tag=name[:10])
-        m = evaluate(tr.commit(), ev, teacher)
+        m = score_tokenizer(tr.commit(), ev, teacher)
         print(f"  {name:40s} train acc {sum(accs[-50:]) / 50:.3f}   held-out top-1 {m['agreement_top1']:.3f}  "
               f"top-5 {m['agreement_top5']:.3f}")
 

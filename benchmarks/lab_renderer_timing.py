@@ -19,7 +19,7 @@ import torch
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.lab.report import _examples, token_hits
+from tortuner.lab.report import manifest_examples, token_hits
 from tortuner.lab.train import gpt_latents
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_renderer, load_tortoise_model, model_configs
@@ -45,7 +45,7 @@ def main() -> None:
     mel, umel = DvaeMel(), UnivNetMel()
     cs = cond_samples_of(model_configs(w.models))
     rows = [r for r in load_manifest(w.eval) if r["text"]][: args.clips]
-    examples = _examples(rows, mel, cs, random.Random(0))
+    examples = manifest_examples(rows, mel, cs, random.Random(0))
     frames = [x / 4 for x in range(-4, 5)]
     samples = [-256, -128, 0, 128, 192, 256]
     l1, corr = {f: 0.0 for f in frames}, {f: 0.0 for f in frames}

@@ -24,8 +24,8 @@ from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _configs
-from tortuner.lab.report import _examples, token_hits
+from tortuner.lab.build import BuildConfig, WorldBuilder
+from tortuner.lab.report import manifest_examples, token_hits
 from tortuner.lab.world import load_manifest
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.models.renderer import Renderer
@@ -40,15 +40,15 @@ def main() -> None:
     state = read_json(f"{args.world}/world.json")
     b = WorldBuilder(BuildConfig(out=args.world, size=state["size"], seed=state["seed"]))
     gpt = load_tortoise_model(b.paths.models, "gpt")
-    items = b._renderer_items(b._training_clips(), gpt, random.Random(0))
+    items = b.renderer_items(b.training_clips(), gpt, random.Random(0))
     mel, umel, teacher = DvaeMel(), UnivNetMel(), load_dvae(b.paths.teacher)
     rows = [r for r in load_manifest(b.paths.eval) if r["text"]][:16]
-    examples = _examples(rows, mel, b.size.cond_samples, random.Random(0))
+    examples = manifest_examples(rows, mel, b.size.cond_samples, random.Random(0))
     print(f"{args.world}: {len(items)} training items, {len(rows)} held-out clips")
     print("  steps  channels  blocks  seconds  held-out L1  round trip")
     for spec in args.runs:
         steps, ch, blocks = (int(x) for x in spec.split(":"))
-        cfg = _configs(b.size)["renderer"]
+        cfg = b.size.model_configs()["renderer"]
         cfg.channels, cfg.blocks, cfg.advance = ch, blocks, 0.0
         torch.manual_seed(0)
         model = Renderer(cfg)

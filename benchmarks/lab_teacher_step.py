@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from tortuner.lab.build import SIZES
+from tortuner.lab.sizes import SIZES
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--size", default="small", choices=sorted(SIZES))
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
-    s = SIZES[args.size]
+    s = SIZES[args.size].build
     torch.manual_seed(0)
     model = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
                                    num_resnet_blocks=s.dvae_blocks))

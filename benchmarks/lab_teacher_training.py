@@ -25,7 +25,7 @@ from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
 from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, _clips
+from tortuner.lab.build import BuildConfig, WorldBuilder, speech_clips
 from tortuner.lab.report import token_hits
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
@@ -43,7 +43,7 @@ def main() -> None:
     paths = WorldPaths(args.world)
     builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(paths.state)["size"]))
     s, mel, umel = builder.size, builder.mel, UnivNetMel()
-    clips = _clips(paths.teacher_speech, mel)
+    clips = speech_clips(paths.teacher_speech, mel)
     held_out = [load_audio(r["audio"], DVAE_SR).numpy() for r in load_manifest(paths.eval)[: args.clips]]
     cols = ["steps", "s", "recon MSE", "used", "perplexity", "gain -0.5 dB", "shift 64", "Griffin-Lim"]
     print(f"{args.world}: fresh teachers on {len(clips)} clips, scored on {len(held_out)} eval clips")

@@ -1,8 +1,8 @@
-"""`tortuner` command line: one verb per stage.
+"""`tortuner` command line: the verbs of every stage, from data preparation to the lab.
 
-Each stage package owns its verbs in its own `commands.py`, exposing `register(subparsers)`; each verb's
-argparse flags map 1:1 onto that stage's config dataclass fields. Errors meant for users are `TortunerError`s:
-printed on one line, exit status 2.
+Each stage package registers its verbs from its `commands.py` (`register(subparsers)`, listed in VERB_MODULES);
+a verb's flags are the fields of its config dataclass (`config_args`). Errors meant for users are
+`TortunerError`s: printed on one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 from tortuner.errors import TortunerError
 
 # Stage modules that register verbs, in the order `tortuner --help` lists them.
-STAGES = (
+VERB_MODULES = (
     "tortuner.data.commands",      # tokenize, prepare
-    "tortuner.lab.commands",       # lab build, lab run
+    "tortuner.lab.commands",       # lab build, lab run, lab finetune
     "tortuner.synth.commands",     # synth
     "tortuner.recover.commands",   # recover distill|decoder|recon, eval tokenizer, baseline
     "tortuner.finetune.commands",  # finetune, export, speak
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tortuner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in STAGES:
+    for name in VERB_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:

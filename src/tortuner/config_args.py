@@ -11,18 +11,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 
 def arg(default: Any = dataclasses.MISSING, help: str = "", choices: Sequence[str] | None = None,
-        factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field carrying its flag's help text and choices (`factory` for mutable defaults)."""
-    metadata = {"help": help, "choices": list(choices) if choices else None}
+        factory: Callable[[], Any] | None = None, parse: Callable[[str], Any] | None = None,
+        metavar: str | None = None) -> Any:
+    """A dataclass field carrying its flag's help text and choices (`factory` for mutable defaults).
+
+    `parse` turns the flag's text into the value when the annotation's type cannot (e.g. `float_or_off`);
+    `metavar` names the value in --help.
+    """
+    metadata = {"help": help, "choices": list(choices) if choices else None, "parse": parse, "metavar": metavar}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def float_or_off(text: str) -> float | None:
+    """A number, or `off` / `none` for None (a threshold flag that turns its check off)."""
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -38,27 +54,32 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, required: tuple[
     """Flags typed from the field annotations (Optional[X] -> X, list[X] -> several values); bools as --x / --no-x.
 
     `positional` fields become positional arguments (a list field takes one or more), `required` flags must be given.
+    A field's `parse` (see `arg`) replaces its annotated type as the converter of the flag's text.
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         default = _default(f)
         kind = hints[f.name]
-        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+        optional = typing.get_origin(kind) in (typing.Union, types.UnionType)  # X | None -> X (not list[X] -> X)
+        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
         many = typing.get_origin(base) is list
         if many:
             base = typing.get_args(base)[0]
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse %-formats help strings
         choices = f.metadata.get("choices")
+        parse = f.metadata.get("parse") or base
+        metavar = f.metadata.get("metavar")
         if f.name in positional:
-            parser.add_argument(f.name, help=help_text, type=base, nargs="+" if many else None, choices=choices)
+            parser.add_argument(f.name, help=help_text, type=parse, nargs="+" if many else None, choices=choices,
+                                metavar=metavar)
             continue
         flag = "--" + f.name.replace("_", "-")
         h = help_text + (f" (default: {default})" if default not in (None, "", []) else "")
         if base is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
         else:
-            parser.add_argument(flag, dest=f.name, type=base, default=default, required=f.name in required, help=h,
-                                choices=choices, nargs="+" if many else None)
+            parser.add_argument(flag, dest=f.name, type=parse, default=default, required=f.name in required, help=h,
+                                choices=choices, nargs="+" if many else None, metavar=metavar)
 
 
 def config_from_args(cls: type, args: argparse.Namespace):

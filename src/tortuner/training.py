@@ -104,16 +104,17 @@ def set_dropout(model: nn.Module, p: float) -> None:
 
 class ScalarLog:
     """TensorBoard scalars every `every` steps (the loops log every 25): `log(step, recon_mse=0.1)` writes
-    `<prefix>/recon_mse`. A `None` writer logs nothing."""
+    `<prefix>/recon_mse`. A `None` writer logs nothing. `offset` is added to the step recorded (a loop run in
+    rounds whose steps restart at 0 keeps one time axis)."""
 
-    def __init__(self, writer: Any | None, prefix: str, every: int = 25):
-        self.writer, self.prefix, self.every = writer, prefix, every
+    def __init__(self, writer: Any | None, prefix: str, every: int = 25, offset: int = 0):
+        self.writer, self.prefix, self.every, self.offset = writer, prefix, every, offset
 
     def __call__(self, step: int, **scalars: float) -> None:
         if self.writer is None or step % self.every:
             return
         for name, value in scalars.items():
-            self.writer.add_scalar(f"{self.prefix}/{name}", value, step)
+            self.writer.add_scalar(f"{self.prefix}/{name}", value, self.offset + step)
 
 
 # ------------------------------------------------------------------------------------------------ stages

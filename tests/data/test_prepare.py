@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from support import corrupt as C
+from support import corrupt
 from tortuner.cli import main
-from tortuner.data.prepare import PrepareConfig, run
+from tortuner.data.prepare_config import PrepareConfig
+from tortuner.data.prepare_run import run
 from tortuner.data.text import token_count
 
 
@@ -28,7 +29,7 @@ def test_clip_boundaries_and_outputs(tmp_path, long_recording) -> None:
     out = tmp_path / "ds"
     report = run(PrepareConfig(inputs=[str(long_recording.path)], out=str(out), asr="none", speaker="narrator"),
                  show_progress=False)
-    rows = [json.loads(l) for l in (out / "clips.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
     ok = [r for r in rows if r["reason"] not in ("too_short", "too_long")]
     assert len(ok) >= 3 and report["kept"] == len([r for r in rows if r["kept"]])
     for r in rows:  # never cut inside speech, and the 5-20 s rule
@@ -50,7 +51,7 @@ def test_clip_boundaries_and_outputs(tmp_path, long_recording) -> None:
         assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
         assert abs(info.duration - r["seconds"]) < 0.01
     lines = (out / "train.txt").read_text().splitlines() + (out / "val.txt").read_text().splitlines()
-    assert sorted(l.split("|")[0] for l in lines) == sorted(r["audio"] for r in ok)
+    assert sorted(line.split("|")[0] for line in lines) == sorted(r["audio"] for r in ok)
     assert (out / "report.png").stat().st_size > 10_000
     assert json.loads((out / "report.json").read_text())["dropped"]["too_short"]["clips"] >= 1
 
@@ -68,11 +69,11 @@ def corpus(tmp_path_factory, sentences, make_recording) -> Path:
 
     build_recording(root / "alice" / "clean.wav", [0.5, speech([0, 1, 2]), 0.6])
     x = speech([3, 4, 5])
-    build_recording(root / "alice" / "noisy.wav", [0.5, C.add_at_snr(x, C.white_noise(len(x), 0), 3), 0.6])
+    build_recording(root / "alice" / "noisy.wav", [0.5, corrupt.add_at_snr(x, corrupt.white_noise(len(x), 0), 3), 0.6])
     x = speech([6, 7, 8])
-    build_recording(root / "bob" / "music.wav", [0.5, C.add_at_snr(x, C.music(len(x), 22050, 0), 3), 0.6])
+    build_recording(root / "bob" / "music.wav", [0.5, corrupt.add_at_snr(x, corrupt.music(len(x), 22050, 0), 3), 0.6])
     x = speech([9, 10, 11])
-    build_recording(root / "bob" / "phone.wav", [0.5, C.phone_band(x, 22050), 0.6], sr=22050)
+    build_recording(root / "bob" / "phone.wav", [0.5, corrupt.phone_band(x, 22050), 0.6], sr=22050)
     build_recording(root / "bob" / "silent.wav", [3.0])
     (root / "bob" / "empty.wav").write_bytes(b"")
     (root / "bob" / "corrupt.flac").write_bytes(os.urandom(4000))
@@ -95,7 +96,8 @@ def test_filters_bad_inputs_speakers_and_resume(tmp_path, corpus) -> None:
     assert rows["noisy"]["reason"] == "noise" and rows["noisy"]["scores"]["snr_db"] < 10
     assert rows["music"]["reason"] == "music" and rows["music"]["speaker"] == "bob"
     assert rows["phone"]["reason"] == "narrowband"
-    assert (out / "train.txt").read_text() + (out / "val.txt").read_text() == f"{rows['clean']['audio']}|{rows['clean']['transcript']}\n"
+    manifest = (out / "train.txt").read_text() + (out / "val.txt").read_text()
+    assert manifest == f"{rows['clean']['audio']}|{rows['clean']['transcript']}\n"
 
     # resume: finished inputs are skipped; an interrupted input (no result, stray clip) is redone cleanly
     work = sorted((out / ".work").glob("*.json"))

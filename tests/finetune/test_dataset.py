@@ -91,4 +91,5 @@ def test_micro_batches_are_pure_functions_of_their_index(tmp_path, espeak_datase
     r0 = MicroBatches(src, 1, 3, 65, rank=0, world=2)[0]["codes"]
     r1 = MicroBatches(src, 1, 3, 65, rank=1, world=2)[0]["codes"]
     both = MicroBatches(src, 2, 3, 65)[0]["codes"]
-    assert torch.equal(r0[0, : r0.shape[1]], both[0, : r0.shape[1]]) and torch.equal(r1[0, : r1.shape[1]], both[1, : r1.shape[1]])
+    assert torch.equal(r0[0, : r0.shape[1]], both[0, : r0.shape[1]])
+    assert torch.equal(r1[0, : r1.shape[1]], both[1, : r1.shape[1]])

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from tortuner.cli import main
 from tortuner.files import read_jsonl
-from tortuner.finetune.trainer import param_groups
 from tortuner.models.tortoise import build_gpt, tiny_gpt_config
+from tortuner.training import param_groups
 
 
 def args(data, dvae, models, out, *extra):
@@ -48,7 +48,8 @@ def test_training_lowers_losses_and_logs(straight_run):
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, straight_run, espeak_dataset, tiny_dvae, tiny_models):
     out = tmp_path / "killed"
     # Same run, but aiming at 1000 steps so it is surely still going when killed just after its step-4 checkpoint.
-    cmd = [sys.executable, "-m", "tortuner.cli", *args(espeak_dataset, tiny_dvae, tiny_models, out, "--max-steps", "1000")]
+    cmd = [sys.executable, "-m", "tortuner.cli",
+           *args(espeak_dataset, tiny_dvae, tiny_models, out, "--max-steps", "1000")]
     # One thread, as this process runs (conftest): the same kernels give the same bits.
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -72,7 +73,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, straight_run, e
     assert la == lb
 
 
-def test_refuses_to_overwrite_or_resume_with_other_settings(straight_run, espeak_dataset, tiny_dvae, tiny_models, capsys):
+def test_refuses_to_overwrite_or_resume_with_other_settings(straight_run, espeak_dataset, tiny_dvae, tiny_models,
+                                                            capsys):
     assert main(args(espeak_dataset, tiny_dvae, tiny_models, straight_run, "--max-steps", "8")) == 2
     assert "--resume" in capsys.readouterr().err
     bad = args(espeak_dataset, tiny_dvae, tiny_models, straight_run, "--max-steps", "9", "--resume")

@@ -102,19 +102,21 @@ def test_a_world_started_with_other_size_settings_is_refused(world, tmp_path, ca
 def test_a_setting_a_world_does_not_record_counts_as_its_default(world, tmp_path, capsys):
     from dataclasses import asdict
 
-    from tortuner.lab.build import SIZES, WorldBuilder
+    from tortuner.lab.build import WorldBuilder
+    from tortuner.lab.sizes import SIZES
 
-    assert len(load_tortoise_model(world.models, "gpt").conditioning_encoder.attn) == SIZES["test"].gpt_cond_blocks
+    gpt = load_tortoise_model(world.models, "gpt")
+    assert len(gpt.conditioning_encoder.attn) == SIZES["test"].build.gpt_cond_blocks
     state = json.loads(world.state.read_text())
     del state["config"]["gpt_cond_blocks"]  # a world started before the setting existed had the stock 6 blocks
     (tmp_path / "world.json").write_text(json.dumps(state))
     assert main(["lab", "build", "--size", "test", "--out", str(tmp_path), "--seed", "3"]) == 2  # test size: 2
     assert "other 'test' settings" in capsys.readouterr().err
-    base = {k: v for k, v in asdict(SIZES["base"]).items() if k != "gpt_cond_blocks"}  # base keeps the stock 6
+    base = {k: v for k, v in asdict(SIZES["base"].build).items() if k != "gpt_cond_blocks"}  # base keeps the stock 6
     (tmp_path / "world.json").write_text(json.dumps({"size": "base", "seed": 3, "config": base, "stages": {}}))
     WorldBuilder(BuildConfig(out=str(tmp_path), size="base", seed=3))
     # a setting introduced with a new behaviour as its default counts as the old one: CLVPs before it had dropout 0.1
-    assert SIZES["test"].clvp_dropout != 0.1
+    assert SIZES["test"].build.clvp_dropout != 0.1
     state = json.loads(world.state.read_text())
     del state["config"]["clvp_dropout"]
     (tmp_path / "world.json").write_text(json.dumps(state))
@@ -135,7 +137,7 @@ def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(
     """The selection criterion of `lab run`: what the public GPT explains about a tokenizer's tokens."""
     from tortuner.models.checkpoints import cond_samples_of, model_configs
     from tortuner.recover.data import load_real
-    from tortuner.recover.evaluate import evaluate
+    from tortuner.recover.evaluate import score_tokenizer
 
     teacher, gpt = load_dvae(world.teacher), load_tortoise_model(world.models, "gpt").eval()
     clips, cond = load_real(world.teacher_speech), cond_samples_of(model_configs(world.models))
@@ -143,6 +145,6 @@ def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(
     perm = torch.randperm(teacher.cfg.num_tokens, generator=torch.Generator().manual_seed(0))
     relabelled.codebook.embed.copy_(teacher.codebook.embed[:, perm])  # same partition, other code ids
     collapsed.codebook.embed.copy_(teacher.codebook.embed.mean(1, keepdim=True).expand_as(teacher.codebook.embed))
-    gain = {name: evaluate(d, clips, None, gpt, None, cond)["gpt_gain"]
+    gain = {name: score_tokenizer(d, clips, None, gpt, None, cond)["gpt_gain"]
             for name, d in (("teacher", teacher), ("relabelled", relabelled), ("collapsed", collapsed))}
     assert gain["teacher"] > gain["relabelled"] and gain["teacher"] > gain["collapsed"]

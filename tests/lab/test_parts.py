@@ -14,6 +14,7 @@ from tortuner.lab.espeak import Speaker, speak
 from tortuner.lab.report import bigram_nll
 from tortuner.lab.speech import human_voices
 from tortuner.models.renderer import Renderer, RendererConfig, fit_advance, output_frames, shift_frames
+from tortuner.training import autocast, set_dropout
 
 
 def test_espeak_speakers_are_deterministic_and_distinct():
@@ -51,7 +52,7 @@ def test_renderer_shapes_and_it_learns(bf16):
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     first = F.l1_loss(model(lat, cond), target).item()
     for _ in range(40):
-        with train.autocast(bf16):  # as the lab trains it
+        with autocast(bf16):  # as the lab trains it
             loss = F.l1_loss(model(lat, cond).float(), target)
         opt.zero_grad()
         loss.backward()
@@ -140,7 +141,7 @@ def test_clvp_trained_without_dropout_retrieves_its_lines_and_top1_scores_whole_
 
     torch.manual_seed(0)
     clvp = build_clvp(tiny_clvp_config(64))
-    train.set_dropout(clvp, 0.0)
+    set_dropout(clvp, 0.0)
     drops = [m for m in clvp.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops and all(m.p == 0.0 for m in drops)
     gen = torch.Generator().manual_seed(1)

@@ -13,7 +13,7 @@ import torch
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.files import read_json, sha_file, torch_save, write_json, write_jsonl
-from tortuner.lab.run import RunConfig, run_lab
+from tortuner.lab.run import RUN_STAGES, RunConfig, run_lab
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
@@ -69,7 +69,7 @@ def test_run_without_hidden_then_score(world, tmp_path):
     run = tmp_path / "run"
     state = run_lab(RunConfig(world=str(public_only), out=str(run), preset="test", threads=1))
     assert state["scored"] is False and (run / "dvae.pth").is_file() and not (run / "report.json").exists()
-    assert all(state["stages"][s]["done"] for s in ("synth", "distill", "decoder", "recon", "improved", "select", "baseline"))
+    assert all(state["stages"][s]["done"] for s in RUN_STAGES)
     sel = state["stages"]["select"]
     assert set(sel["public_gpt_gain"]) == set(sel["public_clvp"]) == {"decoder", "recon", "improved"}
     assert sel["selected"] == max(sel["public_gpt_gain"], key=sel["public_gpt_gain"].get)

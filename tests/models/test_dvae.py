@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from tortuner.errors import TortunerError
 from tortuner.models.checkpoints import load_dvae, save_dvae
-from tortuner.models.dvae import DiscreteVAE, DVAEConfig, config_from_state_dict
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig, EMACodebook, code_distances, config_from_state_dict
 
 SPEC = json.loads((Path(__file__).parents[1] / "fixtures" / "dvae_state_dict.json").read_text())
 SMALL = DVAEConfig(num_tokens=64, codebook_dim=16, hidden_dim=32, num_resnet_blocks=1)
@@ -47,7 +47,8 @@ def test_tokens_are_nearest_codebook_columns_and_decode_looks_up_rows():
     tokens = model.tokenize(mel)
     assert tokens.shape == (2, 10)  # ceil(37 / 4)
     assert np.array_equal(tokens.numpy(), ref)
-    assert torch.allclose(model.decode(tokens), model.decoder(torch.from_numpy(embed.T[tokens.numpy()]).transpose(1, 2)))
+    vectors = torch.from_numpy(embed.T[tokens.numpy()])
+    assert torch.allclose(model.decode(tokens), model.decoder(vectors.transpose(1, 2)))
     assert model.decode(tokens).shape == (2, 80, 40)
     assert torch.equal(model.logits(mel).argmax(-1), tokens)
 
@@ -112,6 +113,33 @@ def test_training_step_reduces_reconstruction_error_on_real_speech(real_clip, bf
         _, _, tokens = model(mel)
         z = model.encode(mel).float()  # the same bf16 encoder outputs the step quantised
     assert torch.equal(tokens[0], torch.cdist(z[0], model.codebook.embed.t()).argmin(-1))
+
+
+def test_code_distances_are_squared_euclidean_to_the_columns():
+    g = torch.Generator().manual_seed(0)
+    z, embed = torch.randn(2, 5, 8, generator=g), torch.randn(8, 12, generator=g)
+    expected = torch.cdist(z, embed.t()[None].expand(2, -1, -1)) ** 2
+    assert torch.allclose(code_distances(z, embed), expected, atol=1e-4)
+
+
+def test_dead_codes_restart_on_encoder_outputs_with_either_policy():
+    book = EMACodebook(4, 6)
+    book.cluster_size.copy_(torch.tensor([10.0, 10.0, 0.5, 10.0, 0.0, 10.0]))
+    before, flat = book.embed.clone(), torch.randn(20, 4)
+    mean = float(book.cluster_size.mean())
+    # the lab teacher's policy: dead below a tenth of the mean count, restarted at half the mean count, no noise
+    assert book.restart_dead_codes(flat, relative=0.1, refill=0.5, jitter=0.0,
+                                   generator=torch.Generator().manual_seed(0)) == 2
+    moved = torch.tensor([False, False, True, False, True, False])
+    assert torch.equal(book.embed[:, ~moved], before[:, ~moved])
+    assert all(any(torch.equal(book.embed[:, j], row) for row in flat) for j in (2, 4))
+    assert torch.equal(book.embed_avg[:, moved], book.embed[:, moved])
+    assert torch.allclose(book.cluster_size[moved], torch.tensor(0.5 * mean))
+    # the default (recovery's baseline): only counts below 1e-3, none left now
+    assert book.restart_dead_codes(flat) == 0
+    # reseeding moves every code and counts each once
+    assert book.restart_dead_codes(flat, reseed=True, jitter=0.0) == 6
+    assert torch.equal(book.cluster_size, torch.ones(6))
 
 
 def test_config_is_inferred_from_any_size():

@@ -39,8 +39,8 @@ def rec_env(tmp_path_factory) -> dict:
     for i, r in enumerate(rows[:6]):  # the last two clips stay held out
         m = mel(load_audio(d / "speech" / r["audio"], DVAE_SR)[None])[0]
         n = m.shape[1] // 4
-        items.append((m[:, : 4 * n], teacher.tokenize(m[None, :, : 4 * n])[0], {"id": i, "text": r["text"],
-                                                                                "speaker": r["speaker"], "clvp": float(i)}))
+        row = {"id": i, "text": r["text"], "speaker": r["speaker"], "clvp": float(i)}
+        items.append((m[:, : 4 * n], teacher.tokenize(m[None, :, : 4 * n])[0], row))
     (d / "synth").mkdir()
     shards.write_batch(d / "synth", "000of001", 0, items)
     models = d / "models"

@@ -9,7 +9,7 @@ from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_bas
 from tortuner.recover.data import load_real
 from tortuner.recover.decoder import DecoderConfig, run_decoder
 from tortuner.recover.distill import DistillConfig, run_distill
-from tortuner.recover.evaluate import EvalConfig, evaluate, run_eval
+from tortuner.recover.evaluate import EvalConfig, run_eval, score_tokenizer
 from tortuner.recover.pseudo import pseudo_label
 from tortuner.recover.recon import ReconConfig, run_recon
 
@@ -20,12 +20,12 @@ def test_pipeline(rec_env, tmp_path):
     env = rec_env
     clips = load_real(env["speech"])
     teacher = load_dvae(env["teacher"])
-    fresh = evaluate(load_dvae(env["teacher"]).__class__(teacher.cfg), clips, teacher)["agreement_top1"]
+    fresh = score_tokenizer(load_dvae(env["teacher"]).__class__(teacher.cfg), clips, teacher)["agreement_top1"]
     s = run_distill(DistillConfig(synth=str(env["synth"]), out=str(tmp_path / "d.pth"), models=str(env["models"]),
                                   steps=200, finetune_steps=20, clvp_top=0.5, batch=8, crop_tokens=16, **SMALL))
     assert s["pairs"] == 6 and s["filtered_pairs"] == 3
     distilled = load_dvae(tmp_path / "d.pth")
-    held = evaluate(distilled, clips[6:], teacher)
+    held = score_tokenizer(distilled, clips[6:], teacher)
     assert held["agreement_top1"] > max(0.5, fresh + 0.2), (held, fresh)
 
     run_decoder(DecoderConfig(synth=str(env["synth"]), dvae=str(tmp_path / "d.pth"), out=str(tmp_path / "dec.pth"),
@@ -33,7 +33,7 @@ def test_pipeline(rec_env, tmp_path):
     dec = load_dvae(tmp_path / "dec.pth")
     assert torch.equal(dec.codebook.embed, distilled.codebook.embed)
     assert all(torch.equal(dec.tokenize(c.mel[None]), distilled.tokenize(c.mel[None])) for c in clips)
-    assert evaluate(dec, clips)["recon_l1"] < evaluate(distilled, clips)["recon_l1"]
+    assert score_tokenizer(dec, clips)["recon_l1"] < score_tokenizer(distilled, clips)["recon_l1"]
 
     r = run_recon(ReconConfig(speech=str(env["speech"]), synth=str(env["synth"]), dvae=str(tmp_path / "dec.pth"),
                               out=str(tmp_path / "r.pth"), steps=30, batch=8))
@@ -50,7 +50,7 @@ def test_pipeline(rec_env, tmp_path):
 def test_eval_of_reference_against_itself(rec_env):
     teacher = load_dvae(rec_env["teacher"])
     gpt = load_tortoise_model(rec_env["models"], "gpt")
-    m = evaluate(teacher, load_real(rec_env["speech"]), teacher, gpt)
+    m = score_tokenizer(teacher, load_real(rec_env["speech"]), teacher, gpt)
     assert m["agreement_top1"] == m["agreement_top5"] == 1.0 and m["nll"] == m["nll_reference"]
 
 

@@ -6,20 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
-from tortuner.files import torch_save, write_jsonl
-from tortuner.models.checkpoints import save_model_config
-from tortuner.models.tortoise import (
-    build_clvp,
-    build_diffusion,
-    build_gpt,
-    build_vocoder,
-    tiny_clvp_config,
-    tiny_diffusion_config,
-    tiny_gpt_config,
-    tiny_vocoder_config,
-)
+from support.tiny_models import make_tiny_models
+from tortuner.files import write_jsonl
 
 NUM_CODES = 64
 
@@ -31,16 +20,7 @@ def espeak_wav(path: Path, text: str, voice: str = "en-us") -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    cfgs = {"gpt": tiny_gpt_config(NUM_CODES), "clvp": tiny_clvp_config(NUM_CODES),
-            "diffusion": tiny_diffusion_config(NUM_CODES), "vocoder": tiny_vocoder_config()}
-    save_model_config(d, cfgs)
-    torch_save(build_gpt(cfgs["gpt"]).state_dict(), d / "autoregressive.pth")
-    torch_save(build_clvp(cfgs["clvp"]).state_dict(), d / "clvp2.pth")
-    torch_save(build_diffusion(cfgs["diffusion"]).state_dict(), d / "diffusion_decoder.pth")
-    torch_save({"model_g": build_vocoder(cfgs["vocoder"]).state_dict()}, d / "vocoder.pth")
-    return d
+    return make_tiny_models(tmp_path_factory.mktemp("models"), NUM_CODES)
 
 
 @pytest.fixture(scope="session")
@@ -55,5 +35,3 @@ def tiny_speech(tmp_path_factory) -> Path:
         rows.append({"audio": f"wavs/c{i}.wav", "text": text, "speaker": voice, "duration": 2.0})
     write_jsonl(d / "manifest.jsonl", rows)
     return d
-
-

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
+
 import torch
 
 from tortuner.models.checkpoints import load_tortoise_model
 from tortuner.models.gpt_data import encode_text
 from tortuner.synth import shards
-from tortuner.synth.sample import SamplingConfig, sample_codes, teacher_forced
+from tortuner.synth.sample import SamplingConfig, cut_at_stop, prepare_for_sampling, sample_codes, teacher_forced
 from tortuner.synth.synth import SynthConfig, run_synth
+
+
+@contextlib.contextmanager
+def transformers_messages():
+    """Collect what transformers logs or warns inside the block (its log-once warnings included) into a list."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.warning_once.cache_clear()  # else a warning some earlier test triggered would stay silent here
+    out, messages = io.StringIO(), []
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("transformers")  # it does not propagate to the root logger, so caplog misses it
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield messages
+    finally:
+        logger.removeHandler(handler)
+        messages += out.getvalue().splitlines() + [str(w.message) for w in caught]
 
 
 def test_greedy_sampling_depends_on_prompt(tiny_models):
@@ -24,6 +48,23 @@ def test_greedy_sampling_depends_on_prompt(tiny_models):
     b = sample_codes(gpt, cond, encode_text("a completely different sentence about cats"), 1, cfg, greedy=True)[0]
     c = sample_codes(gpt, other, encode_text("hello there, my friend"), 1, cfg, greedy=True)[0]
     assert not torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sampling_passes_the_attention_mask_so_transformers_does_not_warn(tiny_models):
+    """The stock `inference_speech` leaves the mask out, so transformers prints that it "cannot infer" it (pad token =
+    eos token) into the progress bars of every synth run; `sample_codes` passes it: the same samples, no warning."""
+    gpt = prepare_for_sampling(load_tortoise_model(tiny_models, "gpt"))
+    cond = gpt.get_conditioning(torch.randn(1, 2, 80, 100))
+    text = encode_text("hello there, my friend")
+    with transformers_messages() as ours:
+        torch.manual_seed(0)
+        codes = sample_codes(gpt, cond, text, 3, SamplingConfig(max_tokens=12))
+    with transformers_messages() as stock:  # the control: the capture does see the warning when it is emitted
+        torch.manual_seed(0)
+        ref = gpt.inference_speech(cond, text[None], num_return_sequences=3, max_generate_length=12, do_sample=True,
+                                   top_p=0.8, temperature=0.8, repetition_penalty=2.0, length_penalty=1.0)
+    assert ours == [] and any("attention mask is not set" in m for m in stock)
+    assert all(torch.equal(c, cut_at_stop(r, gpt.start_mel_token)) for c, r in zip(codes, ref))
 
 
 def test_synth_tortoise_path_resume_shards_and_view(tiny_models, tiny_speech, tmp_path):

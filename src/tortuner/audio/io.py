@@ -33,10 +33,12 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 capture_output=True, check=True, timeout=3600,
             )
         except FileNotFoundError:
-            raise AudioError(f"{path}: cannot decode ({str(sf_error).splitlines()[0][:120]}); ffmpeg not installed") from None
+            first = str(sf_error).splitlines()[0][:120]
+            raise AudioError(f"{path}: cannot decode ({first}); ffmpeg not installed") from None
         except subprocess.CalledProcessError as e:
             msg = e.stderr.decode(errors="replace").strip().splitlines()
-            raise AudioError(f"{path}: not a readable audio file ({msg[-1][:120] if msg else 'ffmpeg failed'})") from None
+            last = msg[-1][:120] if msg else "ffmpeg failed"
+            raise AudioError(f"{path}: not a readable audio file ({last})") from None
         data = np.frombuffer(probe.stdout, dtype=np.float32).reshape(-1, 1)
         return data, 44100
 

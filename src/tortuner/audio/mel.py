@@ -3,8 +3,8 @@
 * `DvaeMel`: the 22.05 kHz, 80-band log mel that the dVAE, the GPT's conditioning encoder and CLVP's speech side
   consume: `log(clamp(mel_power, 1e-5)) / mel_norms`, torchaudio `MelSpectrogram` (n_fft 1024, hop 256, f_max 8 kHz,
   slaney-normalised filters on the HTK scale). One mel frame = 256 samples; one dVAE token = 4 frames = 1024 samples.
-* `univnet_mel`: the 24 kHz, 100-band mel of the diffusion decoder and the UnivNet vocoder (TorToiSe's own
-  `TacotronSTFT`, reused from the `tortoise` package).
+* `UnivNetMel`: the 24 kHz, 100-band log mel of the diffusion decoder and the UnivNet vocoder (the filterbank and
+  log compression of TorToiSe's own `TacotronSTFT`, reused from the `tortoise` package, over `torch.stft`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ FILTERS: tuple[Filter, ...] = (
     Filter("reverb", "rt60_s", "max_rt60_s", False, "room decay time read off speech offsets"),
     Filter("speakers", "speaker_change", "max_speaker_change", False, "distance between two voice clusters"),
     Filter("background", "dnsmos_bak", "min_dnsmos_bak", True, "DNSMOS P.835 background score (talkers, noise)"),
-    Filter("not_reference", "reference_similarity", "min_reference_similarity", True, "similarity to --reference-voice"),
+    Filter("not_reference", "reference_similarity", "min_reference_similarity", True,
+           "similarity to --reference-voice"),
 )
 
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tortuner.data import filters as F
+from tortuner.data.filters import FILTERS
+from tortuner.data.prepare_config import PrepareConfig
 from tortuner.plots import figure
 
 
-def build_report(cfg, results: list[dict], rows: list[dict], skipped: list[dict]) -> dict:
+def build_report(cfg: PrepareConfig, results: list[dict], rows: list[dict], skipped: list[dict]) -> dict:
+    """Inputs done / skipped, hours in / of speech / kept, dropped clips and hours per reason, clips per speaker,
+    and each score's 5/50/95th percentiles next to its threshold, so thresholds can be judged from the report."""
     kept = [r for r in rows if r["kept"]]
     by_reason: dict[str, float] = defaultdict(float)
     count = Counter()
@@ -20,7 +23,7 @@ def build_report(cfg, results: list[dict], rows: list[dict], skipped: list[dict]
             by_reason[r["reason"]] += r["seconds"]
             count[r["reason"]] += 1
     scores = {}
-    for f in F.FILTERS:
+    for f in FILTERS:
         vals = np.array([r["scores"][f.score] for r in rows if r["scores"].get(f.score) is not None])
         if vals.size:
             q = np.percentile(vals, [5, 50, 95])
@@ -52,9 +55,9 @@ def _summary(v: list[float]) -> dict:
     return {"min": round(float(a.min()), 2), "mean": round(float(a.mean()), 2), "max": round(float(a.max()), 2)}
 
 
-def plot_report(report: dict, rows: list[dict], cfg, path: Path) -> None:
+def plot_report(report: dict, rows: list[dict], cfg: PrepareConfig, path: Path) -> None:
     """Clip-duration and per-score histograms (kept vs dropped, threshold marked) and hours per outcome."""
-    panels = [f for f in F.FILTERS if any(r["scores"].get(f.score) is not None for r in rows)]
+    panels = [f for f in FILTERS if any(r["scores"].get(f.score) is not None for r in rows)]
     n = 2 + len(panels)
     cols = 3
     rows_n = (n + cols - 1) // cols
@@ -62,7 +65,7 @@ def plot_report(report: dict, rows: list[dict], cfg, path: Path) -> None:
         _draw(np.atleast_1d(axes).ravel(), n, panels, report, rows, cfg)
 
 
-def _draw(axes, n: int, panels: list, report: dict, rows: list[dict], cfg) -> None:
+def _draw(axes, n: int, panels: list, report: dict, rows: list[dict], cfg: PrepareConfig) -> None:
     kept = [r for r in rows if r["kept"]]
     drop = [r for r in rows if not r["kept"]]
     ax = axes[0]

@@ -84,7 +84,8 @@ def read_blocks(info: AudioInfo, block_seconds: float) -> Iterator[np.ndarray]:
                 yield _clean(np.frombuffer(raw, dtype=np.float32).copy(), info.path)
             err = proc.stderr.read().decode(errors="replace").strip().splitlines()
             if proc.wait() != 0 and got == 0:
-                raise AudioError(f"{info.path}: not a readable audio file ({err[-1][:120] if err else 'ffmpeg failed'})")
+                last = err[-1][:120] if err else "ffmpeg failed"
+                raise AudioError(f"{info.path}: not a readable audio file ({last})")
     if got == 0:
         raise AudioError(f"{info.path}: contains no audio samples")
 

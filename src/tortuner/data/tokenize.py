@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from tortuner.audio.io import AudioError, find_audio, load_audio
 from tortuner.audio.mel import DVAE_SR
+from tortuner.config_args import arg
 from tortuner.files import atomic_path
 from tortuner.models.dvae import DiscreteVAE
 from tortuner.models.tokenizer import Tokenizer
@@ -18,11 +19,14 @@ from tortuner.models.tokenizer import Tokenizer
 
 @dataclass
 class TokenizeConfig:
-    dvae: str = ""
-    inputs: list[str] = field(default_factory=list)
-    out: str | None = None  # JSONL; stdout when None
-    device: str = "cpu"
-    batch_files: int = 32  # files decoded per step
+    """Every field is a `tortuner tokenize` flag of the same name (`inputs` is positional)."""
+
+    dvae: str = arg("", "dVAE state dict (DL-Art-School layout), e.g. dvae.pth")
+    inputs: list[str] = arg(help="audio files or folders (searched recursively)", factory=list,
+                            metavar="AUDIO_OR_DIR")
+    out: str | None = arg(None, "output JSONL (default: stdout); an existing one is resumed")
+    device: str = arg("cpu", "torch device the dVAE runs on")
+    batch_files: int = arg(32, "audio files decoded and tokenized per step (and per rewrite of the output)")
 
 
 def tokenize_files(cfg: TokenizeConfig, dvae: DiscreteVAE) -> tuple[int, list[str]]:
@@ -43,7 +47,8 @@ def tokenize_files(cfg: TokenizeConfig, dvae: DiscreteVAE) -> tuple[int, list[st
     tok = Tokenizer(dvae, cfg.device)
     skipped: list[str] = []
     rows = dict(done)
-    for start in tqdm(range(0, len(todo), cfg.batch_files), desc="tokenize", unit="batch", disable=len(todo) <= cfg.batch_files):
+    steps = range(0, len(todo), cfg.batch_files)
+    for start in tqdm(steps, desc="tokenize", unit="batch", disable=len(todo) <= cfg.batch_files):
         wavs, names = [], []
         for f in todo[start : start + cfg.batch_files]:
             try:

@@ -44,7 +44,8 @@ class SpeechDetector:
         probs = torch.stack([self.model(x[:, t], VAD_SR)[:, 0] for t in range(x.shape[1])], dim=1)
         return probs[:, self.warm :].reshape(-1)[:n].numpy()
 
-    def probabilities(self, blocks: Iterable[np.ndarray], progress: Callable[[float], None] | None = None) -> np.ndarray:
+    def probabilities(self, blocks: Iterable[np.ndarray],
+                      progress: Callable[[float], None] | None = None) -> np.ndarray:
         """One probability per 512-sample window of the concatenated 16 kHz `blocks` (last window zero-padded)."""
         out: list[np.ndarray] = []
         history = np.zeros(self.warm * WINDOW, dtype=np.float32)

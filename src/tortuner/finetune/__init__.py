@@ -1,1 +1,1 @@
-"""Training TorToiSe's GPT (UnifiedVoice): fine-tuning on a user's voice, and the lab's from-scratch training."""
+"""Fine-tuning TorToiSe's GPT (UnifiedVoice) on a voice: dataset -> training loop (exact resume) -> export -> speak."""

@@ -29,7 +29,10 @@ MAX_TEXT_TOKENS = 200     # DL-Art-School's max_text_length (BPE tokens)
 
 
 @dataclass
-class Clip:
+class DatasetClip:
+    """One line of a dataset list: the audio file, its transcript and speaker, and (once `attach_tokens` ran) its
+    cached dVAE tokens."""
+
     audio: Path
     text: str
     speaker: str = "default"
@@ -47,8 +50,9 @@ def _resolve(base: Path, name: str) -> Path:
     return p
 
 
-def read_list(path: Path, speakers: dict[str, str] | None = None) -> list[Clip]:
-    """`AUDIO|text` lines (extra `|` fields: LJSpeech's third, normalised, field is used); paths relative to the list."""
+def read_list(path: Path, speakers: dict[str, str] | None = None) -> list[DatasetClip]:
+    """`AUDIO|text` lines (extra `|` fields: LJSpeech's third, normalised, field is used); paths relative to the
+    list."""
     clips = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -59,7 +63,7 @@ def read_list(path: Path, speakers: dict[str, str] | None = None) -> list[Clip]:
         text = parts[2] if len(parts) >= 3 and parts[2].strip() else parts[1]
         audio = _resolve(path.parent, parts[0].strip())
         speaker = (speakers or {}).get(str(audio.resolve()), "default")
-        clips.append(Clip(audio=audio, text=text.strip(), speaker=speaker))
+        clips.append(DatasetClip(audio=audio, text=text.strip(), speaker=speaker))
     return clips
 
 
@@ -72,7 +76,7 @@ def read_speakers(data_dir: Path) -> dict[str, str]:
             if "audio" in r}
 
 
-def read_dataset(data_dir: str | Path) -> tuple[list[Clip], list[Clip]]:
+def read_dataset(data_dir: str | Path) -> tuple[list[DatasetClip], list[DatasetClip]]:
     """(train, val) clips of a dataset folder. Without `val.txt`, val is empty (a warning is the caller's job)."""
     data_dir = Path(data_dir)
     speakers = read_speakers(data_dir)
@@ -90,6 +94,8 @@ def read_dataset(data_dir: str | Path) -> tuple[list[Clip], list[Clip]]:
 # ------------------------------------------------------------------------------------------------ token cache
 @dataclass
 class LimitReport:
+    """Clips `attach_tokens` left out, by reason (their paths, or the reader's message)."""
+
     too_long_audio: list[str] = field(default_factory=list)
     too_long_text: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
@@ -103,9 +109,9 @@ class LimitReport:
                 f"{len(self.too_long_text)} text too long, {len(self.unreadable)} unreadable")
 
 
-def attach_tokens(clips: list[Clip], dvae_path: str | Path, cache_dir: str | Path, device: str = "cpu",
+def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: str | Path, device: str = "cpu",
                   max_samples: int = MAX_WAV_SAMPLES, max_text_tokens: int = MAX_TEXT_TOKENS,
-                  report: LimitReport | None = None) -> list[Clip]:
+                  report: LimitReport | None = None) -> list[DatasetClip]:
     """Give every clip its cached tokens (tokenizing what is missing or changed); returns the clips within limits.
 
     The cache is `cache_dir/tokens-<dvae sha256[:16]>.jsonl` with rows {audio, sha1, samples, tokens}; it is
@@ -177,7 +183,7 @@ class ExampleSource:
     clips too, so a held-out clip is conditioned on the speaker's other recordings, as at inference.
     """
 
-    def __init__(self, clips: list[Clip], cond_pool: list[Clip] | None = None, num_cond: int = 2,
+    def __init__(self, clips: list[DatasetClip], cond_pool: list[DatasetClip] | None = None, num_cond: int = 2,
                  cond_samples: int = COND_SAMPLES):
         if any(c.tokens is None for c in clips):
             raise ValueError("every clip needs tokens")
@@ -248,7 +254,8 @@ def fixed_batches(source: ExampleSource, batch_size: int, stop_token: int, seed:
     return out
 
 
-def describe(clips: list[Clip]) -> dict:
+def describe(clips: list[DatasetClip]) -> dict:
+    """Clip, speaker and hour counts: what `run.json` records about the data (and `--resume` checks)."""
     return {"clips": len(clips), "speakers": len({c.speaker for c in clips}),
             "hours": round(sum(c.samples for c in clips) / DVAE_SR / 3600, 4)}
 

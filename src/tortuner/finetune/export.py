@@ -15,7 +15,7 @@ import torch
 from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import load_safetensors, read_json, torch_save
-from tortuner.finetune.trainer import find_checkpoint
+from tortuner.finetune.checkpoint import find_checkpoint
 from tortuner.models.tortoise import GPTConfig, build_gpt
 
 

@@ -48,7 +48,8 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         raise TortunerError(f"{cfg.dvae}: dVAE has {dvae_codes} codes but the GPT in {cfg.models} expects "
                             f"{gpt_cfg.num_codes}")
     if cfg.num_cond > gpt_cfg.max_conditioning_inputs:
-        raise TortunerError(f"--num-cond {cfg.num_cond} > the GPT's max_conditioning_inputs {gpt_cfg.max_conditioning_inputs}")
+        raise TortunerError(f"--num-cond {cfg.num_cond} > the GPT's max_conditioning_inputs "
+                            f"{gpt_cfg.max_conditioning_inputs}")
     # The GPT's position tables bound what it can see: codes + start/stop, text + start/stop.
     max_samples = min(cfg.max_wav_samples, (gpt_cfg.max_mel_tokens - 2) * SAMPLES_PER_TOKEN)
     max_text = min(cfg.max_text_tokens, gpt_cfg.max_text_tokens)

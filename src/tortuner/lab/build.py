@@ -7,7 +7,6 @@ writes its outputs atomically, then marks itself done). Everything is seeded, so
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -16,93 +15,38 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
+from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import read_json, torch_save, write_json, write_jsonl
 from tortuner.lab import train
-from tortuner.lab.speech import SpeechPlan, build_speech
+from tortuner.lab.sizes import SIZES, UNRECORDED, LabSize
+from tortuner.lab.speech import build_speech
+from tortuner.lab.train import WorldClip
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model, save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.gpt_data import encode_text
-from tortuner.models.renderer import Renderer, RendererConfig, fit_advance
+from tortuner.models.renderer import Renderer, fit_advance
 from tortuner.models.tokenizer import Tokenizer
-from tortuner.models.tortoise import CLVPConfig, GPTConfig, build_clvp, build_gpt
+from tortuner.models.tortoise import build_clvp, build_gpt
+from tortuner.training import run_stages, set_dropout
 
-STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
-
-
-@dataclass
-class LabSize:
-    speech: SpeechPlan
-    num_codes: int
-    codebook_dim: int
-    dvae_hidden: int
-    dvae_blocks: int
-    dvae_steps: int
-    gpt_layers: int
-    gpt_dim: int
-    gpt_heads: int
-    gpt_steps: int
-    renderer_channels: int
-    renderer_blocks: int
-    renderer_steps: int
-    clvp_dim: int
-    clvp_depth: int
-    clvp_steps: int
-    batch: int = 16
-    gpt_batch: int = 8
-    gpt_lr: float = 1e-3
-    # The stock GPT-2 dropout (0.1) only slowed the lab GPT (~25 % per step) without helping held-out NLL
-    # (benchmarks/lab_gpt_training.py); what stops it overfitting is more lines per speaker.
-    gpt_dropout: float = 0.0
-    # Likewise the stock CLVP's 0.1 dropouts: without them its steps took 0.80x as long and it retrieved held-out
-    # lines as well (benchmarks/lab_clvp_training.py: top-1 among 8 on the public speech 0.509 vs 0.475).
-    clvp_dropout: float = 0.0
-    # 1 s of conditioning instead of DL-Art-School's 2 s (44000): the stock conditioning encoder (6 attention blocks)
-    # costs more than the lab's small GPT itself, and halving its input made GPT steps ~35 % faster at the same
-    # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
-    cond_samples: int = 22050
-    # Attention blocks of the GPT's conditioning encoder (stock: 6). Over the lab's 1 s clips 2 blocks give the same
-    # held-out NLL at 0.77x the GPT step (benchmarks/lab_gpt_training.py --cond-blocks; docs/lab.md).
-    gpt_cond_blocks: int = 6
-
-
-# What a world that does not record a setting was built with: the value builds used before the setting existed
-# (settings not listed here were introduced with the old behaviour as their default).
-UNRECORDED = {"clvp_dropout": 0.1}
-
-SIZES: dict[str, LabSize] = {
-    # a few seconds of everything: for tests of the machinery, not of quality
-    "test": LabSize(SpeechPlan(3, 2, 2, 4, 3, 8, 1, 1, max_words=10), num_codes=32, codebook_dim=16, dvae_hidden=32,
-                    dvae_blocks=1, dvae_steps=60, gpt_layers=1, gpt_dim=64, gpt_heads=2, gpt_steps=30,
-                    renderer_channels=32, renderer_blocks=1, renderer_steps=30, clvp_dim=32, clvp_depth=1,
-                    clvp_steps=20, batch=8, gpt_batch=4, gpt_cond_blocks=2),
-    "tiny": LabSize(SpeechPlan(48, 16, 5, 48, 6, 40, 3, 3, max_words=14), num_codes=128, codebook_dim=32,
-                    dvae_hidden=64, dvae_blocks=1, dvae_steps=2000, gpt_layers=3, gpt_dim=128, gpt_heads=4,
-                    gpt_steps=1500, renderer_channels=96, renderer_blocks=3, renderer_steps=3000, clvp_dim=64,
-                    clvp_depth=1, clvp_steps=200, gpt_lr=2e-3, gpt_cond_blocks=2),
-    "small": LabSize(SpeechPlan(40, 24, 8, 72, 8, 60, 8, 6, max_words=18), num_codes=256, codebook_dim=48,
-                     dvae_hidden=96, dvae_blocks=2, dvae_steps=3000, gpt_layers=3, gpt_dim=192, gpt_heads=4,
-                     gpt_steps=2000, renderer_channels=128, renderer_blocks=4, renderer_steps=3000, clvp_dim=96,
-                     clvp_depth=1, clvp_steps=300, gpt_cond_blocks=2),
-    "base": LabSize(SpeechPlan(120, 80, 20, 40, 10, 120, 14, 8, max_words=30), num_codes=2048, codebook_dim=128,
-                    dvae_hidden=256, dvae_blocks=3, dvae_steps=20000, gpt_layers=8, gpt_dim=512, gpt_heads=8,
-                    gpt_steps=20000, renderer_channels=256, renderer_blocks=6, renderer_steps=8000, clvp_dim=256,
-                    clvp_depth=4, clvp_steps=4000, batch=32, gpt_batch=32),
-}
+BUILD_STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
 
 
 @dataclass
 class BuildConfig:
-    out: str = "worlds/small"
-    size: str = "small"
-    seed: int = 0
-    threads: int = 0  # torch threads; 0 = leave torch's default
-    until: str = ""  # stop after this stage (one of STAGES); "" = build everything
+    size: str = arg("small", "test (machinery only), tiny (minutes), small (make demo), base (GPU)",
+                    choices=sorted(SIZES))
+    out: str = arg("worlds/small", "world folder (created; rerun to resume)")
+    seed: int = arg(0, "same seed, same world")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
+    until: str = arg("", "stop after this stage (default: build everything)", choices=BUILD_STAGES)
     # bf16 autocast for the teacher's and the renderer's training (not the GPT's: slower there, see docs/lab.md).
     # auto = bf16 on CPUs with native bf16 (AVX512-BF16 / AMX), where it is ~1.6x faster (elsewhere it is emulated),
     # or, for a world already started, the precision it was started with.
-    mixed_precision: str = "auto"
+    mixed_precision: str = arg("auto", "bf16 autocast for the teacher and renderer training (auto = where the CPU "
+                                       "has native bf16)", choices=("auto", "no", "bf16"))
 
 
 def resolve_precision(mixed_precision: str) -> str:
@@ -115,21 +59,19 @@ def resolve_precision(mixed_precision: str) -> str:
     return mixed_precision
 
 
-def _configs(size: LabSize) -> dict:
-    gpt = GPTConfig(layers=size.gpt_layers, model_dim=size.gpt_dim, heads=size.gpt_heads, max_text_tokens=200,
-                    max_mel_tokens=300, number_mel_codes=size.num_codes + 2, start_mel_token=size.num_codes,
-                    stop_mel_token=size.num_codes + 1, conditioning_blocks=size.gpt_cond_blocks)
-    clvp = CLVPConfig(dim_text=size.clvp_dim, dim_speech=size.clvp_dim, dim_latent=size.clvp_dim,
-                      text_enc_depth=size.clvp_depth, text_seq_len=200, text_heads=4, num_speech_tokens=size.num_codes,
-                      speech_enc_depth=size.clvp_depth, speech_heads=4, speech_seq_len=300)
-    renderer = RendererConfig(latent_dim=size.gpt_dim, channels=size.renderer_channels, blocks=size.renderer_blocks)
-    return {"gpt": gpt, "clvp": clvp, "renderer": renderer, "lab": {"cond_samples": size.cond_samples}}
+def speech_clips(folder: Path, mel: DvaeMel | None = None) -> list[WorldClip]:
+    """The clips of one of a world's speech sets (its `manifest.jsonl`), in manifest order, with their dVAE mel when
+    `mel` is given (only the teacher trains on mels)."""
+    return [WorldClip(wav=(w := load_audio(r["audio"], DVAE_SR)), mel=None if mel is None else mel(w),
+                      text=r["text"], speaker=r["speaker"]) for r in load_manifest(folder)]
 
 
-def _clips(folder: Path, mel: DvaeMel | None = None) -> list[train.Clip]:
-    """A speech set's clips, with their mel when `mel` is given (only the teacher trains on mels)."""
-    return [train.Clip(wav=(w := load_audio(r["audio"], DVAE_SR)), mel=None if mel is None else mel(w), text=r["text"],
-                       speaker=r["speaker"]) for r in load_manifest(folder)]
+def texted_clips(folder: Path, dvae: DiscreteVAE) -> list[WorldClip]:
+    """A speech set's transcribed clips with `dvae`'s training tokens (of the clip + 1024 zero samples)."""
+    clips = [c for c in speech_clips(folder) if c.text]
+    for c, tokens in zip(clips, Tokenizer(dvae).tokenize_training_wavs([c.wav for c in clips])):
+        c.tokens = tokens
+    return clips
 
 
 def _attach_tokens(folder: Path, dvae: DiscreteVAE) -> None:
@@ -143,16 +85,18 @@ def _attach_tokens(folder: Path, dvae: DiscreteVAE) -> None:
 
 
 class WorldBuilder:
+    """Builds (or continues) the world of a `BuildConfig`: one `_stage_<name>` method per stage of BUILD_STAGES."""
+
     def __init__(self, cfg: BuildConfig):
         if cfg.size not in SIZES:
             raise TortunerError(f"unknown size {cfg.size!r}; one of {sorted(SIZES)}")
-        if cfg.until and cfg.until not in STAGES:
-            raise TortunerError(f"unknown stage {cfg.until!r}; one of {STAGES}")
+        if cfg.until and cfg.until not in BUILD_STAGES:
+            raise TortunerError(f"unknown stage {cfg.until!r}; one of {BUILD_STAGES}")
         self.cfg = cfg
-        self.size = SIZES[cfg.size]
+        self.size = SIZES[cfg.size].build
         self.paths = WorldPaths(Path(cfg.out))
         self.mel = DvaeMel()
-        self._clips: list[train.Clip] | None = None
+        self._clips: list[WorldClip] | None = None
         self.state = read_json(self.paths.state) if self.paths.state.is_file() else {}
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
@@ -183,27 +127,21 @@ class WorldBuilder:
             return "float32"
         return "float32 (this CPU has no native bf16, so the teacher and renderer train ~2x slower)"
 
-    def _done(self, stage: str, seconds: float) -> None:
-        self.state["stages"][stage] = {"done": True, "seconds": round(seconds, 1)}
-        write_json(self.paths.state, self.state)
-
     def run(self) -> dict:
+        """Run the stages not yet done (stage i is seeded with seed x 100 + i); the world report, once there is one."""
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         write_json(self.paths.state, self.state)
         print(f"lab build: {self.cfg.size} world, seed {self.cfg.seed}, {self._precision_note()}", flush=True)
         writer = SummaryWriter(str(self.paths.tb))
-        for i, stage in enumerate(STAGES):
-            if self.state["stages"].get(stage, {}).get("done"):
-                continue
-            t0 = time.time()
-            torch.manual_seed(self.cfg.seed * 100 + i)
-            getattr(self, f"_stage_{stage}")(writer, self.cfg.seed * 100 + i)
-            self._done(stage, time.time() - t0)
-            print(f"lab build: {stage} done in {time.time() - t0:.0f} s", flush=True)
-            if stage == self.cfg.until:
-                break
+
+        def stage(i: int, name: str) -> None:
+            seed = self.cfg.seed * 100 + i
+            torch.manual_seed(seed)
+            getattr(self, f"_stage_{name}")(writer, seed)
+
+        run_stages(BUILD_STAGES, self.state, self.paths.state, stage, until=self.cfg.until, label="lab build")
         writer.close()
         return read_json(self.paths.report) if self.paths.report.is_file() else {}
 
@@ -217,53 +155,51 @@ class WorldBuilder:
         s = self.size
         dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
                                       num_resnet_blocks=s.dvae_blocks))
-        clips = _clips(self.paths.teacher_speech, self.mel)
+        clips = speech_clips(self.paths.teacher_speech, self.mel)
         hist = train.train_teacher(clips, dvae, s.dvae_steps, s.batch, 256, writer, seed, bf16=self.bf16)
         save_dvae(dvae, self.paths.teacher)
         for folder in (self.paths.teacher_speech, self.paths.eval, self.paths.newvoice):
             _attach_tokens(folder, dvae)
         torch_save({"teacher": torch.tensor(hist)}, self.paths.work / "history_teacher.pt")
 
-    def _texted_clips(self, folder: Path, dvae: DiscreteVAE) -> list[train.Clip]:
-        clips = [c for c in _clips(folder) if c.text]
-        for c, tokens in zip(clips, Tokenizer(dvae).tokenize_training_wavs([c.wav for c in clips])):
-            c.tokens = tokens
-        return clips
-
-    def _training_clips(self) -> list[train.Clip]:
+    def training_clips(self) -> list[WorldClip]:
         """What the public models learn from: the teacher's speech and the public speech, with teacher tokens.
 
         Loaded once per build (the GPT, renderer and CLVP stages share them).
         """
         if self._clips is None:
             dvae = load_dvae(self.paths.teacher)
-            self._clips = (self._texted_clips(self.paths.teacher_speech, dvae)
-                           + self._texted_clips(self.paths.public_speech, dvae))
+            self._clips = (texted_clips(self.paths.teacher_speech, dvae)
+                           + texted_clips(self.paths.public_speech, dvae))
         return self._clips
 
     def _stage_gpt(self, writer, seed):
-        cfgs = _configs(self.size)
+        cfgs = self.size.model_configs()
         gpt = build_gpt(cfgs["gpt"])
-        train.set_dropout(gpt, self.size.gpt_dropout)
-        hist = train.train_gpt(self._training_clips(), gpt, self.size.gpt_steps, self.size.gpt_batch,
+        set_dropout(gpt, self.size.gpt_dropout)
+        hist = train.train_gpt(self.training_clips(), gpt, self.size.gpt_steps, self.size.gpt_batch,
                                self.size.cond_samples, writer, seed, lr=self.size.gpt_lr)
         self.paths.models.mkdir(parents=True, exist_ok=True)
         save_model_config(self.paths.models, cfgs)
         torch_save(gpt.state_dict(), self.paths.models / "autoregressive.pth")
         torch_save({"gpt": torch.tensor(hist)}, self.paths.work / "history_gpt.pt")
 
-    def _renderer_items(self, clips: list[train.Clip], gpt, rng: random.Random):
+    def renderer_items(self, clips: list[WorldClip], gpt,
+                       rng: random.Random) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The renderer's training items, one per clip: (the GPT's teacher-forced latents (N, D), the conditioning
+        mels (2, 80, T) it was given, and the target: the clip's univnet mel (100, frames))."""
         by_speaker = train.group_by_speaker(clips)
         umel = UnivNetMel()
-        examples = [train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng) for c in clips]
+        examples = [train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng)
+                    for c in clips]
         latents = train.gpt_latents(gpt, examples)
         return [(lat, ex.cond_mels, umel(torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR)))[0])
                 for c, ex, lat in zip(clips, examples, latents)]
 
     def _stage_renderer(self, writer, seed):
         gpt = load_tortoise_model(self.paths.models, "gpt")
-        items = self._renderer_items(self._training_clips(), gpt, random.Random(seed))
-        cfgs = _configs(self.size)
+        items = self.renderer_items(self.training_clips(), gpt, random.Random(seed))
+        cfgs = self.size.model_configs()
         model = Renderer(cfgs["renderer"])
         hist = train.train_renderer(items, model, self.size.renderer_steps, self.size.batch, 48, writer, seed,
                                     bf16=self.bf16)
@@ -273,9 +209,9 @@ class WorldBuilder:
         torch_save({"renderer": torch.tensor(hist)}, self.paths.work / "history_renderer.pt")
 
     def _stage_clvp(self, writer, seed):
-        pairs = [(encode_text(c.text), c.tokens) for c in self._training_clips()]
-        clvp = build_clvp(_configs(self.size)["clvp"])
-        train.set_dropout(clvp, self.size.clvp_dropout)
+        pairs = [(encode_text(c.text), c.tokens) for c in self.training_clips()]
+        clvp = build_clvp(self.size.model_configs()["clvp"])
+        set_dropout(clvp, self.size.clvp_dropout)
         hist = train.train_clvp(pairs, clvp, self.size.clvp_steps, self.size.batch, writer, seed)
         torch_save(clvp.state_dict(), self.paths.models / "clvp2.pth")
         torch_save({"clvp": torch.tensor(hist)}, self.paths.work / "history_clvp.pt")

@@ -8,7 +8,6 @@ understand). `finetune_ratio` = recovered / oracle; 1.0 means the recovered toke
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,8 +18,10 @@ import torch
 from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import load_safetensors, read_json, sha_file, write_json, write_text
+from tortuner.finetune.checkpoint import find_checkpoint
 from tortuner.finetune.dataset import ExampleSource, LimitReport, attach_tokens, fixed_batches, read_dataset
-from tortuner.finetune.trainer import TrainConfig, evaluate, find_checkpoint, train_gpt
+from tortuner.finetune.trainer import TrainConfig, train_gpt
+from tortuner.finetune.validate import validate
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import cond_samples_of, load_tortoise_model, model_configs
 from tortuner.plots import figure
@@ -54,7 +55,7 @@ def _clips(world: WorldPaths, dvae: Path, cache: Path, max_samples: int, max_tex
 
 
 def _score(gpt: torch.nn.Module, batches: list[dict]) -> float:
-    return evaluate(gpt, batches, torch.device("cpu"), contextlib.nullcontext)["code_nll"]
+    return validate(gpt, batches, torch.device("cpu"), contextlib.nullcontext)["code_nll"]
 
 
 def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
@@ -63,8 +64,11 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
     world, run = WorldPaths(cfg.world), Path(cfg.run)
     state = read_json(world.state)
     stages = state.get("stages", {})
-    missing = [s for s in ("speech", "teacher", "gpt") if not (stages.get(s) == "done" or
-                                                              (isinstance(stages.get(s), dict) and stages[s].get("done")))]
+
+    def done(name: str) -> bool:  # worlds record {"done": true, ...}; "done" alone is accepted too
+        return stages.get(name) == "done" or (isinstance(stages.get(name), dict) and bool(stages[name].get("done")))
+
+    missing = [s for s in ("speech", "teacher", "gpt") if not done(s)]
     if missing:
         raise TortunerError(f"{world.root}: world not built (stages {missing} not done); run `tortuner lab build`")
     recovered = run / "dvae.pth"
@@ -100,12 +104,15 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
         # Conditioning comes from the same audio in both arms; only the training tokens differ.
         src = ExampleSource(clips, cond_pool=pool, cond_samples=cond)
         final = train_gpt(tcfg, load_tortoise_model(world.models, "gpt"), gcfg, src, val_src, out / arm,
-                          {"dvae_sha256": sha_file(dvae, "sha256"), "data": {"dir": str(world.newvoice), "clips": len(clips)}})
+                          {"dvae_sha256": sha_file(dvae, "sha256"),
+                           "data": {"dir": str(world.newvoice), "clips": len(clips)}})
         train_loss[arm] = final["train"].get("loss")
         gpt = load_tortoise_model(world.models, "gpt")
         gpt.load_state_dict(load_safetensors(find_checkpoint(out / arm) / "model.safetensors"))
         scores[arm] = _score(gpt, batches)
 
+    val_codes = sum(int(b["wav_lengths"].div(gcfg.mel_length_compression, rounding_mode="floor").sum())
+                    for b in batches)
     result = {
         "finetune_nll_base": round(scores["base"], 5),
         "finetune_nll_oracle": round(scores["oracle"], 5),
@@ -113,8 +120,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
         "finetune_ratio": round(scores["recovered"] / scores["oracle"], 5),
         "finetune": {"target_ratio": TARGET_RATIO, "pass": scores["recovered"] / scores["oracle"] <= TARGET_RATIO,
                      "train_clips": len(teacher_train), "val_clips": len(teacher_val),
-                     "val_codes": sum(int(b["wav_lengths"].div(gcfg.mel_length_compression, rounding_mode="floor").sum())
-                                      for b in batches),
+                     "val_codes": val_codes,
                      "train_token_agreement": round(sum(agree) / max(1, len(agree)), 4),
                      "dvae_sha256": sha_file(recovered, "sha256"),  # `lab run` re-scoring keeps this only if unchanged
                      "final_train_loss": train_loss, "config": asdict(cfg)},
@@ -146,7 +152,8 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "## Fine-tune experiment (new voice)",
         "",
         f"The public GPT fine-tuned on {f['train_clips']} clips of an unseen voice with recovered vs. hidden-teacher "
-        f"tokens; scored on {f['val_clips']} held-out clips ({f['val_codes']} codes) by the NLL of the teacher's tokens.",
+        f"tokens; scored on {f['val_clips']} held-out clips ({f['val_codes']} codes) by the NLL of the teacher's "
+        "tokens.",
         "",
         "| GPT | NLL (nats/token) |",
         "|---|---|",
@@ -155,7 +162,8 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         f"| fine-tuned, recovered tokens | {r['finetune_nll_recovered']:.4f} |",
         "",
         f"**finetune_ratio** (recovered / oracle) = **{r['finetune_ratio']:.4f}** (target <= {f['target_ratio']}: "
-        f"{'pass' if f['pass'] else 'FAIL'}); training-token agreement with the teacher {f['train_token_agreement']:.3f}.",
+        f"{'pass' if f['pass'] else 'FAIL'}); training-token agreement with the teacher "
+        f"{f['train_token_agreement']:.3f}.",
         "",
         "![fine-tune](finetune/finetune.png)",
         MD_END,
@@ -167,21 +175,3 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
     else:
         text = (text.rstrip("\n") + "\n\n" if text else "") + section
     write_text(path, text)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from tortuner.config_args import config_from_args
-
-    r = run_experiment(config_from_args(LabFinetuneConfig, args))
-    print(f"lab finetune: NLL base {r['finetune_nll_base']:.4f}, oracle {r['finetune_nll_oracle']:.4f}, recovered "
-          f"{r['finetune_nll_recovered']:.4f}; ratio {r['finetune_ratio']:.4f} (target <= {TARGET_RATIO})")
-    return 0
-
-
-def register(lab_sub: argparse._SubParsersAction) -> None:
-    from tortuner.config_args import add_config_args
-
-    p = lab_sub.add_parser("finetune", help="fine-tune the world's GPT on its new voice with recovered vs. teacher tokens",
-                           description=__doc__.split("\n\n")[0])
-    add_config_args(p, LabFinetuneConfig, required=("world", "run"))
-    p.set_defaults(func=_cmd)

@@ -7,77 +7,58 @@ baseline. Only `WORLD/public/` is read by these; `score` then uses `WORLD/hidden
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
+from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import read_json, sha_file, write_json
+from tortuner.lab.sizes import SIZES
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
 from tortuner.recover.data import load_real
 from tortuner.recover.decoder import DecoderConfig, run_decoder
 from tortuner.recover.distill import DistillConfig, run_distill
-from tortuner.recover.evaluate import evaluate
+from tortuner.recover.evaluate import score_tokenizer
 from tortuner.recover.recon import ReconConfig, run_recon
 from tortuner.synth.synth import SynthConfig, run_synth
+from tortuner.training import run_stages
 
-
-@dataclass
-class Preset:
-    num_pairs: int
-    samples_per_text: int
-    max_tokens: int
-    codebook_dim: int
-    hidden_dim: int
-    blocks: int
-    distill_steps: int
-    finetune_steps: int
-    decoder_steps: int
-    recon_steps: int
-    baseline_steps: int
-    batch: int = 16
-    curve_every: int = 100
-
-
-PRESETS = {
-    "test": Preset(8, 4, 60, 16, 32, 1, 30, 10, 20, 20, 20, batch=4, curve_every=10),
-    "tiny": Preset(480, 8, 160, 32, 96, 1, 400, 100, 200, 300, 200, curve_every=50),
-    "small": Preset(1600, 8, 300, 64, 128, 2, 2500, 500, 1000, 1200, 1000, curve_every=250),
-    "base": Preset(20000, 8, 400, 128, 256, 3, 20000, 4000, 6000, 8000, 6000, batch=32, curve_every=1000),
-}
-STAGES = ("synth", "distill", "decoder", "recon", "improved", "select", "baseline")
+RUN_STAGES = ("synth", "distill", "decoder", "recon", "improved", "select", "baseline")
 
 
 @dataclass
 class RunConfig:
-    world: str = "worlds/small"
-    out: str = "runs/small"
-    preset: str = "auto"          # auto = the world's size
-    ablation: bool = False
-    score_only: bool = False
-    num_pairs: int = 0            # 0 = preset
-    pseudo_weight: float = 3.0    # the improved stage's pseudo-label weight
-    seed: int = 0
-    threads: int = 2
+    world: str = arg("worlds/small", "lab world folder (`tortuner lab build`); only its public/ half is used to "
+                                     "recover, its hidden/ half (when present) to score")
+    out: str = arg("runs/small", "run folder (created; rerun to resume)")
+    preset: str = arg("auto", "recovery settings of this size (auto = the world's size)",
+                      choices=("auto", *SIZES))
+    ablation: bool = arg(False, "also run the ablations (fewer pairs, no CLVP filter, no decoder pre-training)")
+    score_only: bool = arg(False, "only score the finished stages against the hidden teacher")
+    num_pairs: int = arg(0, "synthetic pairs (0 = the preset's)")
+    pseudo_weight: float = arg(3.0, "the improved stage's pseudo-label weight")
+    seed: int = arg(0, "seed of every stage")
+    threads: int = arg(2, "torch threads")
 
 
 class LabRun:
+    """Recovers (`run`) and scores (`score`) one world's tokenizer: one `_<name>` method per stage of RUN_STAGES."""
+
     def __init__(self, cfg: RunConfig):
         self.cfg, self.world, self.out = cfg, WorldPaths(cfg.world), Path(cfg.out)
         if not self.world.models.is_dir():
-            raise TortunerError(f"{cfg.world}: not a lab world (no public/models); build one with `tortuner lab build`")
+            raise TortunerError(f"{cfg.world}: not a lab world (no public/models); build one with "
+                                "`tortuner lab build`")
         size = read_json(self.world.state).get("size", "small") if self.world.state.is_file() else "small"
         name = size if cfg.preset == "auto" else cfg.preset
-        if name not in PRESETS:
-            raise TortunerError(f"--preset {name!r}: choose from {', '.join(PRESETS)}")
-        self.preset = PRESETS[name]
+        if name not in SIZES:
+            raise TortunerError(f"--preset {name!r}: choose from {', '.join(SIZES)}")
+        self.preset = SIZES[name].recovery
         if cfg.num_pairs:
             self.preset = replace(self.preset, num_pairs=cfg.num_pairs)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -89,15 +70,9 @@ class LabRun:
 
     # -------------------------------------------------------------------------------------------- public half
     def run(self) -> dict:
+        """Run the stages not yet done, recording each one's summary in state.json."""
         torch.set_num_threads(self.cfg.threads)
-        for stage in STAGES:
-            if self.state["stages"].get(stage, {}).get("done"):
-                continue
-            t0 = time.time()
-            result = getattr(self, f"_{stage}")()
-            self.state["stages"][stage] = {"done": True, "seconds": round(time.time() - t0, 1), **(result or {})}
-            write_json(self.state_path, self.state)
-        return self.state
+        return run_stages(RUN_STAGES, self.state, self.state_path, lambda i, name: getattr(self, f"_{name}")())
 
     def _synth(self):
         pr, w = self.preset, self.world
@@ -119,8 +94,9 @@ class LabRun:
         return run_distill(self.distill_config(), callback=snap, every=self.preset.curve_every)
 
     def _decoder(self):
-        return run_decoder(DecoderConfig(synth=self.p("synth"), dvae=self.p("distill.pth"), out=self.p("decoder.pth"),
-                                         steps=self.preset.decoder_steps, batch=self.preset.batch, seed=self.cfg.seed))
+        return run_decoder(DecoderConfig(synth=self.p("synth"), dvae=self.p("distill.pth"),
+                                         out=self.p("decoder.pth"), steps=self.preset.decoder_steps,
+                                         batch=self.preset.batch, seed=self.cfg.seed))
 
     def recon_config(self, **kw) -> ReconConfig:
         base = dict(speech=str(self.world.public_speech), synth=self.p("synth"), dvae=self.p("decoder.pth"),
@@ -140,11 +116,13 @@ class LabRun:
         speech (`gpt_gain` = H(tokens) - NLL, no hidden data). On six builds of the tiny and small worlds it ranked
         the three exactly as their agreement with the hidden teacher did; the public NLL alone rewards a codebook
         drifting to fewer, more predictable codes (it picked `improved` on two tiny builds, e.g. 0.476 vs 0.489),
-        the CLVP score prefers the tokenizer closest to the GPT's own samples (`decoder` on every build); docs/recovery.md."""
+        the CLVP score prefers the tokenizer closest to the GPT's own samples (`decoder` on every build);
+        docs/recovery.md."""
         models = self.world.models
         gpt, clvp = load_tortoise_model(models, "gpt").eval(), load_tortoise_model(models, "clvp").eval()
         clips = load_real(self.world.public_speech)
-        scores = {name: evaluate(load_dvae(self.p(f"{name}.pth")), clips, None, gpt, clvp, self._cond_samples())
+        scores = {name: score_tokenizer(load_dvae(self.p(f"{name}.pth")), clips, None, gpt, clvp,
+                                        self._cond_samples())
                   for name in ("decoder", "recon", "improved")}
         best = max(scores, key=lambda n: scores[n]["gpt_gain"])
         shutil.copyfile(self.p(f"{best}.pth"), self.p("dvae.pth"))
@@ -173,8 +151,8 @@ class LabRun:
         gpt = load_tortoise_model(w.models, "gpt").eval()
         clvp = load_tortoise_model(w.models, "clvp").eval()
         cs = self._cond_samples()
-        final = evaluate(load_dvae(self.p("dvae.pth")), clips, teacher, gpt, clvp, cs)
-        tref = evaluate(teacher, clips, None, None, None, cs)
+        final = score_tokenizer(load_dvae(self.p("dvae.pth")), clips, teacher, gpt, clvp, cs)
+        tref = score_tokenizer(teacher, clips, None, None, None, cs)
         rep: dict = {
             "world": str(w.root), "eval_clips": len(clips), "preset": asdict(self.preset),
             "agreement_top1": final["agreement_top1"], "agreement_top5": final["agreement_top5"],
@@ -186,7 +164,7 @@ class LabRun:
         }
         stages = {}
         for name in ("distill", "decoder", "recon", "improved"):
-            m = evaluate(load_dvae(self.p(f"{name}.pth")), clips, teacher, gpt, None, cs)
+            m = score_tokenizer(load_dvae(self.p(f"{name}.pth")), clips, teacher, gpt, None, cs)
             stages[name] = {k: m[k] for k in ("agreement_top1", "agreement_top5", "nll", "recon_l1")}
             stages[name]["nll_ratio"] = m["nll"] / m["nll_reference"]
         stages["recon"]["drift"] = self.state["stages"]["recon"].get("drift")
@@ -199,8 +177,9 @@ class LabRun:
         rep["baseline_agreement_top1"] = bm["agreement_top1"]
         rep["baseline_matched_agreement_top1"] = bm["matched_agreement_top1"]
         rep["chance_top1"] = bm["chance"]
-        rep["baseline_nll_ratio"] = evaluate(base, clips, teacher, gpt, None, cs)["nll"] / final["nll_reference"]
-        rep["curve"] = [(int(p.stem.split("_")[1]), evaluate(load_dvae(p), clips, teacher)["agreement_top1"])
+        rep["baseline_nll_ratio"] = (score_tokenizer(base, clips, teacher, gpt, None, cs)["nll"]
+                                     / final["nll_reference"])
+        rep["curve"] = [(int(p.stem.split("_")[1]), score_tokenizer(load_dvae(p), clips, teacher)["agreement_top1"])
                         for p in sorted((self.out / "curve").glob("distill_*.pth"))]
         rep["synth_pairs"] = self.state["stages"]["synth"].get("pairs")
         rep["stage_seconds"] = {k: v.get("seconds") for k, v in self.state["stages"].items()}
@@ -217,15 +196,17 @@ class LabRun:
         abl = self.out / "ablation"
         abl.mkdir(exist_ok=True)
         n = self.state["stages"]["synth"]["pairs"]
-        score = lambda path: evaluate(load_dvae(path), clips, teacher, gpt, None, self._cond_samples())  # noqa: E731
+        score = lambda path: score_tokenizer(load_dvae(path), clips, teacher, gpt, None,  # noqa: E731
+                                             self._cond_samples())
+        point = lambda k, s: {"pairs": k, "agreement_top1": s["agreement_top1"],  # noqa: E731
+                              "nll_ratio": s["nll"] / s["nll_reference"]}
         for k in sorted({max(4, int(n * f)) for f in (0.125, 0.25, 0.5)} - {n}):
             path = abl / f"pairs_{k}.pth"
             if not path.is_file():
                 run_distill(self.distill_config(out=str(path), max_pairs=k))
-            s = score(path)
-            out["pairs"].append({"pairs": k, "agreement_top1": s["agreement_top1"], "nll_ratio": s["nll"] / s["nll_reference"]})
+            out["pairs"].append(point(k, score(path)))
         s = score(self.p("distill.pth"))
-        out["pairs"].append({"pairs": n, "agreement_top1": s["agreement_top1"], "nll_ratio": s["nll"] / s["nll_reference"]})
+        out["pairs"].append(point(n, s))
         path = abl / "no_clvp.pth"
         if not path.is_file():
             run_distill(self.distill_config(out=str(path), clvp_top=1.0))
@@ -245,7 +226,8 @@ def run_lab(cfg: RunConfig) -> dict:
     if not cfg.score_only:
         lab.run()
     if not lab.world.teacher.is_file():
-        print(f"no hidden half in {cfg.world}: recovery done, scoring skipped (rerun with --score-only on the full world)")
+        print(f"no hidden half in {cfg.world}: recovery done, scoring skipped (rerun with --score-only on the full "
+              "world)")
         return {"scored": False, **lab.state}
     previous = read_json(lab.out / "report.json") if (lab.out / "report.json").is_file() else {}
     rep = lab.score()
@@ -266,21 +248,3 @@ def _keep_finetune(previous: dict, rep: dict, run: Path) -> None:
         return
     rep.update({k: v for k, v in previous.items() if k.startswith("finetune")})
     write_markdown(run / "report.md", rep)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from tortuner.config_args import config_from_args
-
-    rep = run_lab(config_from_args(RunConfig, args))
-    print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, (dict, list))}, indent=2))
-    return 0
-
-
-def register(lab_sub: argparse._SubParsersAction) -> None:
-    from tortuner.config_args import add_config_args
-
-    p = lab_sub.add_parser("run", help="recover a world's tokenizer from its public half and score it",
-                           description="synth -> distill -> decoder -> recon -> improved -> baseline on WORLD/public, "
-                                       "then score against WORLD/hidden. Resumable; --ablation adds the seed's doubts.")
-    add_config_args(p, RunConfig)
-    p.set_defaults(func=_run)

@@ -53,7 +53,8 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
     s = rep["stages"]
     lines = [
         "# Lab run: tokenizer recovery", "",
-        f"World `{rep['world']}`, {rep['eval_clips']} held-out clips (unseen speakers), {rep['synth_pairs']} synthetic pairs.", "",
+        f"World `{rep['world']}`, {rep['eval_clips']} held-out clips (unseen speakers), {rep['synth_pairs']} "
+        "synthetic pairs.", "",
         "| tokenizer | top-1 | top-5 | NLL/token | NLL ratio | recon L1 |", "|---|---|---|---|---|---|",
         f"| hidden teacher | 1 | 1 | {rep['nll_teacher']:.3f} | 1 | {rep['recon_l1_teacher']:.3f} |",
     ]
@@ -63,10 +64,11 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         lines.append(f"| {label} | {m['agreement_top1']:.3f} | {m['agreement_top5']:.3f} | {m['nll']:.3f} | "
                      f"{m['nll_ratio']:.3f} | {m['recon_l1']:.3f} |")
     lines += [
-        f"| **final** (`dvae.pth`, selected by the public GPT gain: {rep['selected']}) | **{rep['agreement_top1']:.3f}** | "
-        f"{rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | **{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
-        f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: {rep['baseline_matched_agreement_top1']:.3f}) | "
-        f"– | – | {rep['baseline_nll_ratio']:.3f} | – |", "",
+        f"| **final** (`dvae.pth`, selected by the public GPT gain: {rep['selected']}) | "
+        f"**{rep['agreement_top1']:.3f}** | {rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | "
+        f"**{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
+        f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: "
+        f"{rep['baseline_matched_agreement_top1']:.3f}) | – | – | {rep['baseline_nll_ratio']:.3f} | – |", "",
         f"Chance top-1: {rep['chance_top1']:.4f}. Drift of recon: {_num(s['recon'].get('drift'))}, improved: "
         f"{_num(s['improved'].get('drift'))}.", "",
         "![agreement vs step](agreement_vs_step.png)", "", "![agreement vs pairs](agreement_vs_pairs.png)", "",
@@ -76,7 +78,8 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         a = rep["ablation"]
         lines += ["## Ablation", "", "| pairs | distill top-1 | NLL ratio |", "|---|---|---|"]
         lines += [f"| {p['pairs']} | {p['agreement_top1']:.3f} | {p['nll_ratio']:.3f} |" for p in a["pairs"]]
-        lines += ["", f"- CLVP filtering: with {a['with_clvp_filter_top1']:.3f}, without {a['without_clvp_filter_top1']:.3f}",
+        lines += ["", f"- CLVP filtering: with {a['with_clvp_filter_top1']:.3f}, without "
+                      f"{a['without_clvp_filter_top1']:.3f}",
                   f"- decoder pre-training before recon: with {a['recon_with_decoder_pretrain_top1']:.3f}, without "
                   f"{a['recon_without_decoder_pretrain_top1']:.3f}; no recon at all: {a['without_recon_top1']:.3f}", ""]
     lines += ["Stage seconds: " + ", ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), ""]

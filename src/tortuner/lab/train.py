@@ -20,11 +20,12 @@ from tortuner.models.dvae import DiscreteVAE
 from tortuner.models.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
 from tortuner.models.renderer import Renderer, output_frames
 from tortuner.synth.sample import teacher_forced
+from tortuner.training import ScalarLog, autocast, optimizer_step, param_groups, warmup_cosine
 
 
 @dataclass
-class Clip:
-    """One utterance held in memory while the world is built."""
+class WorldClip:
+    """One utterance of a world's speech, held in memory while the world is built."""
 
     wav: torch.Tensor              # 22.05 kHz
     mel: torch.Tensor | None       # (80, T) dVAE mel, where the teacher trains on it
@@ -34,31 +35,21 @@ class Clip:
     univnet: torch.Tensor | None = None    # (100, frames) 24 kHz mel, the renderer's target
 
 
-def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
-def autocast(bf16: bool) -> torch.autocast:
-    """bf16 autocast on the CPU (weights, optimiser and losses stay float32)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
-
-
-def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
+def train_teacher(clips: list[WorldClip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
                   writer: SummaryWriter, seed: int, lr: float = 2e-3, bf16: bool = False) -> list[float]:
     """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook; plus two usual fixes for usage.
 
     The EMA codebook starts from random vectors far from the encoder's outputs, so after a short warm-up it is
-    re-seeded from encoder outputs (k-means style), and codes that fall out of use are moved onto recent encoder
-    outputs until the last fifth of training, so that a small codebook ends up well used.
+    re-seeded from encoder outputs (k-means style), and codes used less than a tenth as often as the average code
+    are moved onto recent encoder outputs every 10 steps until the last fifth of training, so that a small codebook
+    ends up well used (`EMACodebook.restart_dead_codes`).
     """
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    log = ScalarLog(writer, "teacher")
     model.train()
     history = []
-    book = model.codebook
     warmup = max(1, steps // 20)
     for step in tqdm(range(steps), desc="teacher dVAE", leave=False):
         mels = []
@@ -68,44 +59,31 @@ def train_teacher(clips: list[Clip], model: DiscreteVAE, steps: int, batch: int,
             m = m[:, start : start + crop_frames]
             mels.append(F.pad(m, (0, crop_frames - m.shape[1]), value=float(m.min())))
         mel = torch.stack(mels)
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
         with autocast(bf16):
             recon, commit, _ = model(mel)
         rec = F.mse_loss(recon.float(), mel)
-        loss = rec + 0.25 * commit
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, rec + 0.25 * commit, warmup_cosine(step, steps, lr))
         if step == warmup or (warmup < step < steps * 0.8 and step % 10 == 0):
             with torch.no_grad():
                 flat = model.encode(mel).reshape(-1, model.cfg.codebook_dim)
-                if step == warmup:  # re-seed every code from encoder outputs
-                    book.cluster_size.zero_()
-                # "dead" = used less than a tenth as often as the average code
-                threshold = max(1e-3, 0.1 * float(book.cluster_size.mean()))
-                dead = book.cluster_size < threshold
-                picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), generator=gen)]
-                book.embed[:, dead] = picks.t()
-                book.embed_avg[:, dead] = picks.t()
-                book.cluster_size[dead] = max(1.0, float(book.cluster_size.mean()) * 0.5)
-                writer.add_scalar("teacher/restarted", int(dead.sum()), step)
+            restarted = model.codebook.restart_dead_codes(flat, relative=0.1, refill=0.5, jitter=0.0, generator=gen,
+                                                          reseed=step == warmup)
+            writer.add_scalar("teacher/restarted", restarted, step)
         history.append(rec.item())
-        if step % 25 == 0:
-            writer.add_scalar("teacher/recon_mse", rec.item(), step)
+        log(step, recon_mse=rec.item())
     model.eval()
     return history
 
 
-def group_by_speaker(clips: list[Clip]) -> dict[str, list[Clip]]:
+def group_by_speaker(clips: list[WorldClip]) -> dict[str, list[WorldClip]]:
     """Clips of each speaker, in input order (where conditioning clips are drawn from)."""
-    out: dict[str, list[Clip]] = {}
+    out: dict[str, list[WorldClip]] = {}
     for c in clips:
         out.setdefault(c.speaker, []).append(c)
     return out
 
 
-def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples: int, rng: random.Random,
+def gpt_example(clip: WorldClip, same_speaker: list[WorldClip], mel: DvaeMel, cond_samples: int, rng: random.Random,
                 cond_clips: int = 2) -> GPTExample:
     """Text, teacher codes and `cond_clips` conditioning clips of the same speaker (others when there are)."""
     others = [c for c in same_speaker if c is not clip] or [clip]
@@ -116,7 +94,7 @@ def gpt_example(clip: Clip, same_speaker: list[Clip], mel: DvaeMel, cond_samples
 BUCKET_POOL = 8  # batches drawn at once and regrouped by length
 
 
-def length_buckets(pool: list[Clip], batch: int, rng: random.Random) -> list[list[Clip]]:
+def length_buckets(pool: list[WorldClip], batch: int, rng: random.Random) -> list[list[WorldClip]]:
     """`pool` cut into batches of similar length, in random order.
 
     Random batches of the lab's 1-11 s clips are 38 % padding; grouping a pool of 8 batches by length cuts that to
@@ -128,49 +106,34 @@ def length_buckets(pool: list[Clip], batch: int, rng: random.Random) -> list[lis
     return out
 
 
-def set_dropout(model: torch.nn.Module, p: float) -> None:
-    """Set every dropout of a model (the stock GPT-2 config has no argument for it)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = p
-
-
-def train_gpt(clips: list[Clip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
+def train_gpt(clips: list[WorldClip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
               writer: SummaryWriter, seed: int, lr: float = 1e-3, bf16: bool = False,
               hook: Callable[[int], None] | None = None, cond_clips: int = 2) -> list[float]:
     """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay.
 
-    `hook(step)` runs after every step (benchmarks use it to score the GPT along the way).
+    Weight decay 0.01 on weight matrices only (`training.param_groups`). `hook(step)` runs after every step
+    (benchmarks use it to score the GPT along the way).
     """
     rng = random.Random(seed)
     mel = DvaeMel()
     by_speaker = group_by_speaker(clips)
-    decay = [p for n, p in gpt.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in gpt.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.96))
+    opt = torch.optim.AdamW(param_groups(gpt, 0.01), lr=lr, betas=(0.9, 0.96))
+    log = ScalarLog(writer, "gpt")
     gpt.train()
     history = []
-    batches: list[list[Clip]] = []
+    batches: list[list[WorldClip]] = []
     for step in tqdm(range(steps), desc="public GPT", leave=False):
         if not batches:
             batches = length_buckets(rng.choices(clips, k=batch * BUCKET_POOL), batch, rng)
         picked = batches.pop()
         b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng, cond_clips) for c in picked],
                     gpt.stop_mel_token)
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
         with autocast(bf16):
             loss_text, loss_mel = gpt_losses(gpt, b)
         loss = total_loss(loss_text.float(), loss_mel.float())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(gpt.parameters(), 4.0)
-        opt.step()
+        optimizer_step(opt, loss, warmup_cosine(step, steps, lr), clip=4.0, params=gpt.parameters())
         history.append(loss_mel.item())
-        if step % 25 == 0:
-            writer.add_scalar("gpt/mel_ce", loss_mel.item(), step)
-            writer.add_scalar("gpt/text_ce", loss_text.item(), step)
+        log(step, mel_ce=loss_mel.item(), text_ce=loss_text.item())
         if hook is not None:
             hook(step + 1)
     gpt.eval()
@@ -207,6 +170,7 @@ def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     """L1 between rendered and real univnet mels on random crops. items: (latents (N,D), cond_mels, target)."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    log = ScalarLog(writer, "renderer")
     model.train()
     history = []
     for step in tqdm(range(steps), desc="renderer", leave=False):
@@ -219,22 +183,18 @@ def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
             tgt = target[:, f0 : f0 + output_frames(crop_codes)]
             tgt = F.pad(tgt, (0, output_frames(crop_codes) - tgt.shape[1]), value=math.log(1e-5))
             lats.append(lat), conds.append(cond), targets.append(tgt)
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
         with autocast(bf16):
             out = model(torch.stack(lats), torch.stack(conds))
         loss = F.l1_loss(out.float(), torch.stack(targets))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss, warmup_cosine(step, steps, lr))
         history.append(loss.item())
-        if step % 25 == 0:
-            writer.add_scalar("renderer/l1", loss.item(), step)
+        log(step, l1=loss.item())
     model.eval()
     return history
 
 
 def clvp_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(text, codes) pairs -> zero-padded text (B, max text) and codes (B, max codes), CLVP's inputs."""
     lt = max(t.numel() for t, _ in pairs)
     ls = max(s.numel() for _, s in pairs)
     text = torch.zeros(len(pairs), lt, dtype=torch.long)
@@ -250,19 +210,15 @@ def train_clvp(pairs: list[tuple[torch.Tensor, torch.Tensor]], clvp: torch.nn.Mo
     """Contrastive (text, teacher tokens) training of the stock CLVP."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(clvp.parameters(), lr=lr, weight_decay=0.01)
+    log = ScalarLog(writer, "clvp")
     clvp.train()
     history = []
     for step in tqdm(range(steps), desc="CLVP", leave=False):
         text, speech = clvp_batch(rng.sample(pairs, k=min(batch, len(pairs))))
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
         loss = clvp(text, speech, return_loss=True)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss, warmup_cosine(step, steps, lr))
         history.append(loss.item())
-        if step % 25 == 0:
-            writer.add_scalar("clvp/loss", loss.item(), step)
+        log(step, loss=loss.item())
     clvp.eval()
     return history
 

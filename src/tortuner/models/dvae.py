@@ -5,7 +5,7 @@ With `DVAEConfig()` (the defaults) the module's state dict has exactly the keys 
 file and a tortuner-trained one are interchangeable. Smaller configurations serve the lab and the tests.
 
 Semantics (the contract everything in tortuner relies on):
-  encode:   mel (B, C, T) -> z (B, D, ceil(T/4))                (two stride-2 convs + residual blocks)
+  encode:   mel (B, C, T) -> z (B, ceil(T/4), D)                (two stride-2 convs + residual blocks)
   tokenize: token = argmin_j ||z_t - embed[:, j]||^2           (codes are the *columns* of `codebook.embed`)
   decode:   tokens (B, N) -> embed.T[tokens] -> mel (B, C, 4N)  (nearest x2 upsampling twice)
 The codebook is trained by exponential moving averages (decay 0.99, Laplace-smoothed counts, eps 1e-5) with a
@@ -73,6 +73,14 @@ class UpsampledConv(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+def code_distances(z: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+    """Squared euclidean distances of vectors z (..., dim) to the codes, the columns of `embed` (dim, n): (..., n).
+
+    Differentiable in both, so recovery's distillation trains a codebook through it (`recover.distill`).
+    """
+    return z.pow(2).sum(-1, keepdim=True) - 2 * z @ embed + embed.pow(2).sum(0)
+
+
 class EMACodebook(nn.Module):
     """Vector quantiser whose codes are the columns of `embed` (dim, n), updated by exponential moving averages."""
 
@@ -86,7 +94,7 @@ class EMACodebook(nn.Module):
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
         """Squared euclidean distances (..., dim) -> (..., n)."""
-        return z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.embed + self.embed.pow(2).sum(0)
+        return code_distances(z, self.embed)
 
     def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (...) -> vectors (..., dim)."""
@@ -106,19 +114,31 @@ class EMACodebook(nn.Module):
         self.embed.copy_(self.embed_avg / smoothed.unsqueeze(0))
 
     @torch.no_grad()
-    def restart_dead_codes(self, flat: torch.Tensor, threshold: float = 1e-3) -> int:
-        """Move codes whose EMA count fell below `threshold` onto random recent encoder outputs.
+    def restart_dead_codes(self, flat: torch.Tensor, min_count: float = 1e-3, relative: float = 0.0,
+                           refill: float = 0.0, jitter: float = 0.01, generator: torch.Generator | None = None,
+                           reseed: bool = False) -> int:
+        """Move the codes that fell out of use onto random recent encoder outputs `flat` (N, dim); returns how many.
 
-        Not part of DL-Art-School's recipe; the lab's teacher uses it so that a small codebook ends up well used.
+        Dead = EMA count below max(`min_count`, `relative` x the mean count). A moved code is a random row of `flat`
+        (drawn with `generator`, torch's global one by default) plus gaussian noise of `jitter` x the rows' std,
+        and restarts with a count of max(1, `refill` x the mean count). `reseed` first zeroes every count, so every
+        code moves: a k-means-style start for a codebook whose random initial vectors lie far from the encoder's.
+
+        Not part of DL-Art-School's recipe: VQ-VAEs trained from scratch use it so that a small codebook ends up
+        well used, the lab's teacher (`lab.train.train_teacher`) and recovery's baseline (`recover.baseline`).
         """
-        dead = (self.cluster_size < threshold).nonzero().squeeze(1)
+        if reseed:
+            self.cluster_size.zero_()
+        mean = float(self.cluster_size.mean())
+        dead = (self.cluster_size < max(min_count, relative * mean)).nonzero().squeeze(1)
         if dead.numel() == 0 or flat.shape[0] == 0:
             return 0
-        picks = flat[torch.randint(0, flat.shape[0], (dead.numel(),), device=flat.device)]
-        picks = picks + 0.01 * picks.std() * torch.randn_like(picks)
+        picks = flat[torch.randint(0, flat.shape[0], (dead.numel(),), generator=generator, device=flat.device)]
+        if jitter:
+            picks = picks + jitter * picks.std() * torch.randn_like(picks)
         self.embed[:, dead] = picks.t()
         self.embed_avg[:, dead] = picks.t()
-        self.cluster_size[dead] = 1.0
+        self.cluster_size[dead] = max(1.0, refill * mean)
         return int(dead.numel())
 
 
@@ -182,7 +202,8 @@ class DiscreteVAE(nn.Module):
         """(B, N, D) code vectors -> mel (B, C, 4N)."""
         return self.decoder(z.transpose(1, 2))
 
-    def forward(self, mel: torch.Tensor, update_codebook: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, mel: torch.Tensor,
+                update_codebook: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Standard VQ-VAE step: returns (reconstruction (B,C,T'), commitment loss, tokens).
 
         In training mode the codebook is updated by EMA (unless `update_codebook=False`). The reconstruction is cut
@@ -214,5 +235,6 @@ def config_from_state_dict(sd: dict[str, torch.Tensor]) -> DVAEConfig:
     w0 = sd["encoder.0.0.weight"]
     return DVAEConfig(
         channels=w0.shape[1], hidden_dim=w0.shape[0], kernel_size=w0.shape[2], num_layers=num_layers,
-        num_resnet_blocks=len(blocks), codebook_dim=sd["codebook.embed"].shape[0], num_tokens=sd["codebook.embed"].shape[1],
+        num_resnet_blocks=len(blocks), codebook_dim=sd["codebook.embed"].shape[0],
+        num_tokens=sd["codebook.embed"].shape[1],
     )

@@ -1,9 +1,9 @@
 """Builders for TorToiSe's public models, using the stock classes of the `tortoise` package.
 
-The `*_config` dataclasses hold the constructor arguments; their defaults are exactly the ones `tortoise.api`
+The `*Config` dataclasses hold the constructor arguments; their defaults are exactly the ones `tortoise.api`
 uses at inference, so a model built with the defaults loads TorToiSe's released `.pth` files strictly. Small
-configurations (`tiny_*`) build the very same classes for tests and the lab. Nothing here touches files; see
-`tortuner.models.checkpoints` for loading weights.
+configurations (`tiny_*_config`) build the very same classes for the tests (the lab sizes its own from its
+settings). Nothing here touches files; see `tortuner.models.checkpoints` for loading weights.
 """
 
 from __future__ import annotations

@@ -17,50 +17,52 @@ from scipy.optimize import linear_sum_assignment
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from tortuner.config_args import arg
 from tortuner.files import write_json
 from tortuner.models.checkpoints import save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import RealClip, load_real, mel_batch
 from tortuner.recover.distill import num_codes_of
 from tortuner.recover.evaluate import clip_tokens
+from tortuner.training import ScalarLog, optimizer_step
 
 
 @dataclass
 class BaselineConfig:
-    speech: str = ""
-    models: str = ""          # number of codes from the GPT config
-    out: str = "baseline.pth"
-    codebook_dim: int = 64
-    hidden_dim: int = 128
-    num_resnet_blocks: int = 2
-    steps: int = 800
-    batch: int = 16
-    crop_frames: int = 128
-    lr: float = 1e-3
-    commitment_weight: float = 0.25
-    seed: int = 0
-    threads: int = 0
+    speech: str = arg("", "real speech manifest (or its folder) to train on")
+    models: str = arg("", "public models folder: the number of codes comes from its GPT config")
+    out: str = arg("baseline.pth", "where to write the fresh dVAE")
+    codebook_dim: int = arg(64, "code vector size")
+    hidden_dim: int = arg(128, "hidden channels")
+    num_resnet_blocks: int = arg(2, "residual blocks")
+    steps: int = arg(800, "training steps")
+    batch: int = arg(16, "crops per step")
+    crop_frames: int = arg(128, "mel frames per crop")
+    lr: float = arg(1e-3, "AdamW learning rate")
+    commitment_weight: float = arg(0.25, "weight of the commitment loss")
+    seed: int = arg(0, "seed")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 def train_vqvae(model: DiscreteVAE, mels: list[torch.Tensor], steps: int, batch: int, crop: int, lr: float,
                 commitment_weight: float, seed: int, writer: SummaryWriter | None = None) -> list[float]:
+    """Standard VQ-VAE training on random mel crops (MSE + commitment, EMA codebook), with dead codes restarted
+    every 50 steps (`EMACodebook.restart_dead_codes`); returns the loss of every step."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(list(model.encoder.parameters()) + list(model.decoder.parameters()), lr=lr)
+    log = ScalarLog(writer, "baseline")
     model.train()
     hist = []
     for step in tqdm(range(steps), desc="baseline", leave=False):
         x = mel_batch(mels, batch, crop, rng)
         recon, commit, _ = model(x)
         loss = F.mse_loss(recon, x) + commitment_weight * commit
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss)
         if step % 50 == 0:
             with torch.no_grad():
                 model.codebook.restart_dead_codes(model.encode(x).reshape(-1, model.cfg.codebook_dim))
         hist.append(loss.item())
-        if writer is not None and step % 25 == 0:
-            writer.add_scalar("baseline/loss", loss.item(), step)
+        log(step, loss=loss.item())
     return hist
 
 
@@ -73,7 +75,8 @@ def matched_agreement(model: DiscreteVAE, reference: DiscreteVAE, clips: list[Re
     co = torch.zeros(k, reference.cfg.num_tokens)
     co.index_put_((ours, ref), torch.ones_like(ours, dtype=torch.float), accumulate=True)
     rows, cols = linear_sum_assignment(-co.numpy())
-    return {"agreement_top1": float((ours == ref).float().mean()), "matched_agreement_top1": float(co[rows, cols].sum() / ours.numel()),
+    return {"agreement_top1": float((ours == ref).float().mean()),
+            "matched_agreement_top1": float(co[rows, cols].sum() / ours.numel()),
             "chance": 1.0 / reference.cfg.num_tokens}
 
 
@@ -85,7 +88,8 @@ def run_baseline(cfg: BaselineConfig) -> dict:
                                    hidden_dim=cfg.hidden_dim, num_resnet_blocks=cfg.num_resnet_blocks))
     mels = [c.mel for c in load_real(cfg.speech)]
     writer = SummaryWriter(str(Path(cfg.out).parent / "tb"))
-    hist = train_vqvae(model, mels, cfg.steps, cfg.batch, cfg.crop_frames, cfg.lr, cfg.commitment_weight, cfg.seed, writer)
+    hist = train_vqvae(model, mels, cfg.steps, cfg.batch, cfg.crop_frames, cfg.lr, cfg.commitment_weight, cfg.seed,
+                       writer)
     model.eval()
     save_dvae(model, cfg.out)
     summary = {"baseline_loss_final": float(sum(hist[-50:]) / max(1, len(hist[-50:])))}

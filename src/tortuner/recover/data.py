@@ -36,7 +36,8 @@ class Augment:
         return mel + u() * self.gain + tilt + self.noise * torch.randn(mel.shape, generator=g)
 
 
-def load_synth(folder: str | Path, clvp_top: float = 1.0, max_items: int = 0, match_speech: str | Path = "") -> list[shards.Pair]:
+def load_synth(folder: str | Path, clvp_top: float = 1.0, max_items: int = 0,
+               match_speech: str | Path = "") -> list[shards.Pair]:
     """Synthetic pairs (the CLVP view if `clvp_top` < 1); per-band moment-matched to real speech if given."""
     pairs = shards.load_pairs(folder, shards.select(shards.read_index(folder), clvp_top=clvp_top, max_items=max_items))
     if match_speech:
@@ -52,7 +53,8 @@ def match_bands(pairs: list[shards.Pair], real: list[torch.Tensor]) -> list[shar
     return [shards.Pair((p.mel - ms) / ss.clamp(min=1e-3) * sr + mr, p.tokens, p.row) for p in pairs]
 
 
-def pair_batch(pairs: list[shards.Pair], batch: int, crop_tokens: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_batch(pairs: list[shards.Pair], batch: int, crop_tokens: int,
+               rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 80, 4C) mel crops aligned with (B, C) tokens; short items padded with -100 targets."""
     mels = torch.zeros(batch, 80, crop_tokens * FRAMES_PER_TOKEN)
     toks = torch.full((batch, crop_tokens), -100, dtype=torch.long)

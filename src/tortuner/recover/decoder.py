@@ -14,22 +14,24 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from tortuner.config_args import arg
 from tortuner.files import write_json
 from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.recover.data import load_synth, pair_batch
+from tortuner.training import ScalarLog, linear_decay, optimizer_step
 
 
 @dataclass
 class DecoderConfig:
-    synth: str = ""
-    dvae: str = "distill.pth"     # the distilled encoder + codebook
-    out: str = "decoder.pth"
-    steps: int = 800
-    batch: int = 16
-    crop_tokens: int = 32
-    lr: float = 1e-3
-    seed: int = 0
-    threads: int = 0
+    synth: str = arg("", "synth folder (shards + index, `tortuner synth`)")
+    dvae: str = arg("distill.pth", "the distilled encoder + codebook (`recover distill`)")
+    out: str = arg("decoder.pth", "where to write the dVAE with its trained decoder")
+    steps: int = arg(800, "training steps")
+    batch: int = arg(16, "crops per step")
+    crop_tokens: int = arg(32, "tokens per crop")
+    lr: float = arg(1e-3, "peak AdamW learning rate (decays linearly to a tenth)")
+    seed: int = arg(0, "seed")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 def run_decoder(cfg: DecoderConfig) -> dict:
@@ -41,6 +43,7 @@ def run_decoder(cfg: DecoderConfig) -> dict:
     rng = random.Random(cfg.seed)
     opt = torch.optim.AdamW(model.decoder.parameters(), lr=cfg.lr)
     writer = SummaryWriter(str(Path(cfg.out).parent / "tb"))
+    log = ScalarLog(writer, "decoder")
     model.decoder.train()
     hist = []
     for step in tqdm(range(cfg.steps), desc="decoder", leave=False):
@@ -49,14 +52,9 @@ def run_decoder(cfg: DecoderConfig) -> dict:
             mask = (tok >= 0).repeat_interleave(4, 1)[:, None, :].float()
         recon = model.decode(tok.clamp(min=0))
         loss = (F.l1_loss(recon, mel, reduction="none") * mask).sum() / (mask.sum() * 80)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * (0.1 + 0.9 * (1 - step / cfg.steps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss, linear_decay(step, cfg.steps, cfg.lr))
         hist.append(loss.item())
-        if step % 25 == 0:
-            writer.add_scalar("decoder/l1", loss.item(), step)
+        log(step, l1=loss.item())
     model.eval()
     save_dvae(model, cfg.out)
     summary = {"decoder_l1_final": float(sum(hist[-50:]) / max(1, len(hist[-50:])))}

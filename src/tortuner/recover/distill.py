@@ -18,34 +18,36 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import write_json
 from tortuner.models.checkpoints import load_dvae, model_configs, save_dvae
-from tortuner.models.dvae import DiscreteVAE, DVAEConfig
+from tortuner.models.dvae import DiscreteVAE, DVAEConfig, code_distances
 from tortuner.recover.data import Augment, load_synth, pair_batch
 from tortuner.synth.shards import Pair
+from tortuner.training import ScalarLog, optimizer_step, warmup_linear_decay
 
 
 @dataclass
 class DistillConfig:
-    synth: str = ""               # synth folder (shards + index)
-    out: str = "distill.pth"
-    models: str = ""              # models dir: the number of codes comes from its GPT config
-    init: str = ""                # start from this dVAE instead of a fresh one
-    codebook_dim: int = 64
-    hidden_dim: int = 128
-    num_resnet_blocks: int = 2
-    steps: int = 1500             # pre-training on all pairs
-    finetune_steps: int = 300     # then on the CLVP-filtered view
-    clvp_top: float = 0.5
-    max_pairs: int = 0            # 0 = all
-    batch: int = 16
-    crop_tokens: int = 32
-    lr: float = 1e-3
-    augment: bool = True
-    match_speech: str = ""        # real speech manifest: moment-match synthetic mels to it per band ("" = off)
-    seed: int = 0
-    threads: int = 0
+    synth: str = arg("", "synth folder (shards + index, `tortuner synth`)")
+    out: str = arg("distill.pth", "where to write the distilled dVAE")
+    models: str = arg("", "public models folder: the number of codes comes from its GPT config")
+    init: str = arg("", "start from this dVAE instead of a fresh one")
+    codebook_dim: int = arg(64, "code vector size of a fresh dVAE")
+    hidden_dim: int = arg(128, "hidden channels of a fresh dVAE")
+    num_resnet_blocks: int = arg(2, "residual blocks of a fresh dVAE")
+    steps: int = arg(1500, "pre-training steps on all pairs")
+    finetune_steps: int = arg(300, "then fine-tuning steps on the CLVP-filtered view")
+    clvp_top: float = arg(0.5, "fraction of pairs the CLVP-filtered view keeps (best CLVP scores)")
+    max_pairs: int = arg(0, "use at most this many pairs (0 = all)")
+    batch: int = arg(16, "crops per step")
+    crop_tokens: int = arg(32, "tokens per crop")
+    lr: float = arg(1e-3, "peak AdamW learning rate (x 0.3 for the fine-tuning)")
+    augment: bool = arg(True, "add noise to the synthetic mels (see recover.data.Augment)")
+    match_speech: str = arg("", "real speech manifest: moment-match the synthetic mels to it per band (default: off)")
+    seed: int = arg(0, "seed")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 def num_codes_of(models: str) -> int:
@@ -65,8 +67,8 @@ class CodeTrainer:
         self.lr = lr
 
     def logits(self, mel: torch.Tensor) -> torch.Tensor:
-        z = self.model.encode(mel)
-        return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.embed + self.embed.pow(2).sum(0))
+        """mel (B, 80, T) -> (B, ceil(T/4), n) negative squared distances to the trainable codebook."""
+        return -code_distances(self.model.encode(mel), self.embed)
 
     def loss(self, mel: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, float]:
         lg = self.logits(mel)[:, : tokens.shape[1]]
@@ -75,12 +77,9 @@ class CodeTrainer:
         return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tokens.reshape(-1), ignore_index=-100), acc
 
     def step(self, loss: torch.Tensor, frac: float) -> None:
-        for g in self.opt.param_groups:
-            g["lr"] = self.lr * min(1.0, 20 * frac + 0.05) * (0.1 + 0.9 * (1 - frac))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.encoder.parameters(), 2.0)
-        self.opt.step()
+        """One optimiser step at `frac` (= step / steps) of the schedule, the encoder's gradient norm clipped to 2."""
+        optimizer_step(self.opt, loss, warmup_linear_decay(frac, self.lr), clip=2.0,
+                       params=self.model.encoder.parameters())
 
     @torch.no_grad()
     def commit(self) -> DiscreteVAE:
@@ -114,6 +113,7 @@ def train_on_pairs(trainer: CodeTrainer, pairs: list[Pair], steps: int, batch: i
                    callback: Callable[[int, DiscreteVAE], None] | None = None, every: int = 100,
                    extra: Callable[[], torch.Tensor] | None = None) -> list[float]:
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
+    log = ScalarLog(writer, tag)
     trainer.model.train()
     accs = []
     for step in tqdm(range(steps), desc=tag, leave=False):
@@ -125,9 +125,7 @@ def train_on_pairs(trainer: CodeTrainer, pairs: list[Pair], steps: int, batch: i
             loss = loss + extra()
         trainer.step(loss, step / max(1, steps))
         accs.append(acc)
-        if writer is not None and step % 25 == 0:
-            writer.add_scalar(f"{tag}/ce", loss.item(), step)
-            writer.add_scalar(f"{tag}/acc", acc, step)
+        log(step, ce=loss.item(), acc=acc)
         if callback is not None and (step + 1) % every == 0:
             trainer.commit().eval()
             callback(step + 1, trainer.model)
@@ -141,7 +139,8 @@ def new_dvae(cfg: DistillConfig, num_codes: int) -> DiscreteVAE:
                                   num_resnet_blocks=cfg.num_resnet_blocks))
 
 
-def run_distill(cfg: DistillConfig, callback: Callable[[int, DiscreteVAE], None] | None = None, every: int = 100) -> dict:
+def run_distill(cfg: DistillConfig, callback: Callable[[int, DiscreteVAE], None] | None = None,
+                every: int = 100) -> dict:
     """Pre-train on all pairs then fine-tune on the CLVP view; resumable per phase (`<out>.phase1.pth`)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

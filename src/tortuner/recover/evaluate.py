@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from tortuner.audio.mel import SAMPLES_PER_TOKEN, DvaeMel
+from tortuner.config_args import arg
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs
 from tortuner.models.dvae import DiscreteVAE
 from tortuner.models.gpt_data import COND_SAMPLES, GPTExample, code_nll, collate, crop_or_pad, encode_text
@@ -24,13 +25,13 @@ from tortuner.recover.data import RealClip, load_real
 
 @dataclass
 class EvalConfig:
-    speech: str = ""       # manifest of real speech (held-out in the lab)
-    dvae: str = ""         # the tokenizer to score
-    reference: str = ""    # optional reference dVAE (agreement)
-    models: str = ""       # optional models dir (GPT NLL, CLVP score)
-    max_items: int = 0
-    out: str = ""          # optional JSON output
-    threads: int = 0
+    speech: str = arg("", "manifest of real speech (held-out in the lab)")
+    dvae: str = arg("", "the tokenizer to score")
+    reference: str = arg("", "reference dVAE to measure agreement with (optional)")
+    models: str = arg("", "public models folder: GPT NLL and CLVP score (optional)")
+    max_items: int = arg(0, "score at most this many clips (0 = all)")
+    out: str = arg("", "also write the scores to this JSON file (optional)")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 @torch.no_grad()
@@ -78,14 +79,17 @@ def usage(tokens: list[torch.Tensor], k: int) -> dict:
 
 
 @torch.no_grad()
-def evaluate(dvae: DiscreteVAE, clips: list[RealClip], reference: DiscreteVAE | None = None, gpt=None, clvp=None,
-             cond_samples: int = COND_SAMPLES, prefix: str = "") -> dict:
-    """Metrics of one tokenizer (keys prefixed), plus reference-side NLL/recon when a reference is given."""
+def score_tokenizer(dvae: DiscreteVAE, clips: list[RealClip], reference: DiscreteVAE | None = None, gpt=None,
+                    clvp=None, cond_samples: int = COND_SAMPLES, prefix: str = "") -> dict:
+    """Metrics of one tokenizer on real speech (keys prefixed): usage, perplexity and recon L1 always; agreement
+    with `reference` (and the reference's own GPT NLL) when given; GPT NLL and gain with `gpt`; CLVP score with
+    `clvp`."""
     dvae, out = dvae.eval(), {}
     toks, top5 = zip(*[clip_tokens(dvae, c) for c in clips])
     out.update({prefix + k: v for k, v in usage(list(toks), dvae.cfg.num_tokens).items()})
-    out[prefix + "recon_l1"] = float(sum((dvae.decode(t[None])[0, :, : c.mel.shape[1]] - c.mel[:, : 4 * t.numel()]).abs().mean()
-                                         for t, c in zip(toks, clips)) / len(clips))
+    l1 = [(dvae.decode(t[None])[0, :, : c.mel.shape[1]] - c.mel[:, : 4 * t.numel()]).abs().mean()
+          for t, c in zip(toks, clips)]
+    out[prefix + "recon_l1"] = float(sum(l1) / len(clips))
     if reference is not None:
         ref = [clip_tokens(reference.eval(), c)[0] for c in clips]
         tot = sum(r.numel() for r in ref)
@@ -110,7 +114,7 @@ def evaluate(dvae: DiscreteVAE, clips: list[RealClip], reference: DiscreteVAE | 
 
 
 def reference_metrics(reference: DiscreteVAE, clips: list[RealClip]) -> dict:
-    return {"recon_l1_reference": evaluate(reference, clips)["recon_l1"]}
+    return {"recon_l1_reference": score_tokenizer(reference, clips)["recon_l1"]}
 
 
 def run_eval(cfg: EvalConfig) -> dict:
@@ -124,7 +128,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         gpt = load_tortoise_model(cfg.models, "gpt").eval()
         clvp = load_tortoise_model(cfg.models, "clvp").eval()
         cond_samples = cond_samples_of(model_configs(cfg.models))
-    out = evaluate(load_dvae(cfg.dvae), clips, ref, gpt, clvp, cond_samples)
+    out = score_tokenizer(load_dvae(cfg.dvae), clips, ref, gpt, clvp, cond_samples)
     if ref is not None:
         out.update(reference_metrics(ref, clips))
         if "nll" in out and out.get("nll_reference"):

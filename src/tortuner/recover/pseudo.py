@@ -24,7 +24,8 @@ from tortuner.synth.shards import Pair
 @torch.no_grad()
 def gpt_logprobs(gpt: nn.Module, cond_mels: torch.Tensor, text: str, codes: torch.Tensor) -> torch.Tensor:
     """(N, num_codes) teacher-forced log-probabilities of every code at every position."""
-    b = collate([GPTExample(encode_text(text), codes, codes.numel() * SAMPLES_PER_TOKEN, cond_mels)], gpt.stop_mel_token)
+    example = GPTExample(encode_text(text), codes, codes.numel() * SAMPLES_PER_TOKEN, cond_mels)
+    b = collate([example], gpt.stop_mel_token)
     conds = gpt.get_conditioning(b["cond_mels"])
     _, _, logits = gpt(conds, b["text"], b["text_lengths"], b["codes"], b["wav_lengths"])
     n = codes.numel()

@@ -18,40 +18,44 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from tortuner.config_args import arg
 from tortuner.files import write_json
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
 from tortuner.recover.distill import CodeTrainer
 from tortuner.recover.pseudo import pseudo_pairs
+from tortuner.training import ScalarLog
 
 
 @dataclass
 class ReconConfig:
-    speech: str = ""              # real speech manifest (public)
-    synth: str = ""               # synthetic pairs for the anchor loss
-    dvae: str = "decoder.pth"
-    out: str = "dvae.pth"
-    steps: int = 600
-    batch: int = 16
-    crop_frames: int = 128
-    lr: float = 3e-4
-    recon_weight: float = 1.0     # weight of the reconstruction MSE (+ commitment) on real speech
-    anchor_weight: float = 10.0   # measured: 1.0 let 71 % of tokens drift on the tiny world, 10.0 39 %
-    commitment_weight: float = 0.25
-    pseudo_weight: float = 0.0    # > 0: add GPT-guided pseudo-labels of the real speech (needs --models)
-    models: str = ""
-    pseudo_lambda: float = 1.0
-    pseudo_k: int = 5
-    pseudo_iters: int = 3
-    pseudo_rounds: int = 1        # relabel with the improved encoder this many times (steps split evenly)
-    match_bands: bool = False     # moment-match the anchor's synthetic mels to the real speech (see recover.data)
-    anchor_decay: float = 1.0     # anchor weight x this after every round (synthetic labels are noisy: trust fades)
-    seed: int = 0
-    threads: int = 0
+    speech: str = arg("", "real speech manifest (public)")
+    synth: str = arg("", "synth folder: synthetic pairs for the anchor loss")
+    dvae: str = arg("decoder.pth", "the dVAE to fine-tune (`recover decoder`)")
+    out: str = arg("dvae.pth", "where to write the fine-tuned dVAE")
+    steps: int = arg(600, "training steps (split evenly over the pseudo-label rounds)")
+    batch: int = arg(16, "crops per step")
+    crop_frames: int = arg(128, "mel frames per crop")
+    lr: float = arg(3e-4, "peak AdamW learning rate")
+    recon_weight: float = arg(1.0, "weight of the reconstruction MSE (+ commitment) on real speech")
+    # measured: 1.0 let 71 % of tokens drift on the tiny world, 10.0 39 %
+    anchor_weight: float = arg(10.0, "weight of the distillation loss on synthetic pairs (keeps the tokens' meaning)")
+    commitment_weight: float = arg(0.25, "weight of the commitment loss")
+    pseudo_weight: float = arg(0.0, "> 0: add GPT-guided pseudo-labels of the real speech (needs --models)")
+    models: str = arg("", "public models folder (the GPT of the pseudo-labels)")
+    pseudo_lambda: float = arg(1.0, "weight of the GPT's log-probability against the encoder's")
+    pseudo_k: int = arg(5, "candidate codes per position (the encoder's top k)")
+    pseudo_iters: int = arg(3, "relabelling iterations per clip")
+    pseudo_rounds: int = arg(1, "relabel with the improved encoder this many times (steps split evenly)")
+    match_bands: bool = arg(False, "moment-match the anchor's synthetic mels to the real speech (see recover.data)")
+    anchor_decay: float = arg(1.0, "anchor weight x this after every round (synthetic labels are noisy: trust fades)")
+    seed: int = arg(0, "seed")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 @torch.no_grad()
 def tokens_of(model, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each mel's (80, T) tokens (ceil(T/4),)."""
     return [model.tokenize(m[None])[0] for m in mels]
 
 
@@ -82,6 +86,7 @@ def run_recon(cfg: ReconConfig) -> dict:
                                            cfg.pseudo_iters, cfg.seed + rnd)
             summary[f"pseudo_changed_round{rnd}"] = changed
         steps = cfg.steps // rounds
+        log = ScalarLog(writer, "recon", offset=step_total)
         model.train()
         for step in tqdm(range(steps), desc=f"recon {rnd}", leave=False):
             x = mel_batch(mels, cfg.batch, cfg.crop_frames, rng)
@@ -96,8 +101,7 @@ def run_recon(cfg: ReconConfig) -> dict:
                 m, t = pair_batch(pseudo, cfg.batch, cfg.crop_frames // 4, rng)
                 loss = loss + cfg.pseudo_weight * tr.loss(m, t)[0]
             tr.step(loss, step / max(1, steps))
-            if step % 25 == 0:
-                writer.add_scalar("recon/mse", rec, step_total)
+            log(step, mse=rec)
             step_total += 1
     model.eval()
     after = tokens_of(model, mels)

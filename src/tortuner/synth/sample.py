@@ -1,7 +1,8 @@
 """GPT sampling with TorToiSe's settings, plus the scores every synthetic pair carries (CLVP, GPT log-likelihood).
 
 Sampling goes through the stock `UnifiedVoice.inference_speech` with the KV cache (transformers < 4.56: later
-versions silently drop the prompt when sampling with the cache, see tests/synth/test_sample.py).
+versions silently drop the prompt when sampling with the cache, see tests/synth/test_synth.py), always via
+`inference_speech` here, which passes the attention mask the stock method leaves out.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tortuner.config_args import arg
+
 
 @dataclass
 class SamplingConfig:
     """tortoise.api's defaults for `tts()`."""
 
-    temperature: float = 0.8
-    top_p: float = 0.8
-    repetition_penalty: float = 2.0
-    length_penalty: float = 1.0
-    max_tokens: int = 500
+    temperature: float = arg(0.8, "GPT sampling temperature")
+    top_p: float = arg(0.8, "nucleus-sampling mass")
+    repetition_penalty: float = arg(2.0, "repetition penalty")
+    length_penalty: float = arg(1.0, "length penalty")
+    max_tokens: int = arg(500, "longest generation in codes")
 
 
 def prepare_for_sampling(gpt: nn.Module) -> nn.Module:
@@ -38,6 +41,19 @@ def cut_at_stop(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
     return codes[: int(stops[0])] if len(stops) else codes
 
 
+def inference_speech(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor,
+                     **generate_kwargs) -> torch.Tensor:
+    """`gpt.inference_speech(cond_latent, text, **generate_kwargs)` with its prompt's attention mask given.
+
+    The stock method prompts `generate` with placeholder ids, one per prompt embedding (conditioning latent, start,
+    the (B, Lt) text, stop) plus the start-of-speech token: Lt + 4 ids, none of them padding, so the mask is all
+    ones. Left out, transformers infers exactly that mask, but warns on stderr that it cannot (TorToiSe's pad token
+    is its stop token, the eos), into every caller's progress bars. Given, the samples are the same (test_synth).
+    """
+    mask = torch.ones(cond_latent.shape[0], text.shape[-1] + 4, dtype=torch.long, device=text.device)
+    return gpt.inference_speech(cond_latent, text, attention_mask=mask, **generate_kwargs)
+
+
 @torch.no_grad()
 def sample_codes(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor, n: int, cfg: SamplingConfig,
                  greedy: bool = False) -> list[torch.Tensor]:
@@ -50,9 +66,9 @@ def sample_codes(gpt: nn.Module, cond_latent: torch.Tensor, text: torch.Tensor, 
     device = next(gpt.parameters()).device
     kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, top_p=cfg.top_p, temperature=cfg.temperature)
     max_len = min(cfg.max_tokens, gpt.max_mel_tokens - 3)
-    out = gpt.inference_speech(cond_latent.to(device), text[None].to(device), num_return_sequences=n,
-                               max_generate_length=max_len, repetition_penalty=cfg.repetition_penalty,
-                               length_penalty=cfg.length_penalty, **kwargs)
+    out = inference_speech(gpt, cond_latent.to(device), text[None].to(device), num_return_sequences=n,
+                           max_generate_length=max_len, repetition_penalty=cfg.repetition_penalty,
+                           length_penalty=cfg.length_penalty, **kwargs)
     return [cut_at_stop(row.cpu(), gpt.start_mel_token) for row in out]
 
 

@@ -68,7 +68,8 @@ def sentence(rng: random.Random) -> str:
             s += f", {rng.choice(CONNECT)} {_clause(rng)}"
         end = "."
     elif kind < 0.6:
-        s = f"{rng.choice(['did', 'why did', 'where did', 'when did'])} {rng.choice(NAMES)} leave {_np(rng)} at {rng.choice(PLACES)}"
+        s = (f"{rng.choice(['did', 'why did', 'where did', 'when did'])} {rng.choice(NAMES)} leave {_np(rng)} "
+             f"at {rng.choice(PLACES)}")
         end = "?"
     elif kind < 0.7:
         s = f"{rng.choice(EXCLAIM)}, {_clause(rng)}"

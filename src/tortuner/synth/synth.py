@@ -19,41 +19,44 @@ from tqdm import tqdm
 
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
+from tortuner.config_args import arg
 from tortuner.errors import TortunerError
 from tortuner.files import read_jsonl, write_json
-from tortuner.models.checkpoints import cond_samples_of, load_renderer, load_tortoise_model, model_configs
+from tortuner.models.checkpoints import cond_samples_of, load_tortoise_model, model_configs
 from tortuner.models.gpt_data import encode_text
 from tortuner.synth import shards
-from tortuner.synth.render import LabRenderer, TortoiseRenderer, make_conditioning, to_dvae_mel
+from tortuner.synth.render import make_conditioning, make_renderer, to_dvae_mel
 from tortuner.synth.sample import SamplingConfig, clvp_score, sample_codes, teacher_forced
 from tortuner.synth.sentences import text_line
 
 
 @dataclass
 class SynthConfig:
-    models: str = ""              # TorToiSe-style models dir (autoregressive.pth, clvp2.pth, + renderer or diffusion/vocoder)
-    speech: str = ""              # real-speech manifest.jsonl (or its folder): conditioning voices
-    out: str = "synth"
-    num_pairs: int = 1000
-    samples_per_text: int = 4     # GPT samples per (text, voice), drawn in one batched generate call
-    texts: str = ""               # text file, one line per text; empty = built-in sentence generator
-    min_words: int = 3
-    max_words: int = 24
-    cond_clips: int = 2           # conditioning clips per voice (TorToiSe: 2+)
-    temperature: float = 0.8
-    temperature_jitter: float = 0.2   # each group samples at temperature +- jitter (variety)
-    top_p: float = 0.8
-    repetition_penalty: float = 2.0
-    max_tokens: int = 500
-    renderer: str = "auto"        # auto | lab | tortoise
-    diffusion_steps: int = 50
-    cond_free: bool = True
-    griffin_lim_iters: int = 32
-    batch_items: int = 64         # items per shard file
-    shard: str = "0/1"            # i/n: this machine's share
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
+    models: str = arg("", "TorToiSe-style models folder: autoregressive.pth, clvp2.pth, and diffusion_decoder.pth + "
+                          "vocoder.pth or a lab renderer.pth")
+    speech: str = arg("", "real-speech manifest.jsonl (or its folder): the conditioning voices")
+    out: str = arg("synth", "output folder (shards, index, TensorBoard); a rerun resumes it")
+    num_pairs: int = arg(1000, "synthetic pairs in the whole set (all writers)")
+    samples_per_text: int = arg(4, "GPT samples per (text, voice), drawn in one batched generate call")
+    texts: str = arg("", "text file, one line per text (default: the built-in sentence generator)")
+    min_words: int = arg(3, "sentence generator: fewest words per text")
+    max_words: int = arg(24, "sentence generator: most words per text")
+    cond_clips: int = arg(2, "conditioning clips per voice (TorToiSe: 2+)")
+    temperature: float = arg(0.8, "GPT sampling temperature")
+    temperature_jitter: float = arg(0.2, "each group samples at temperature +- jitter (variety)")
+    top_p: float = arg(0.8, "GPT nucleus-sampling mass")
+    repetition_penalty: float = arg(2.0, "GPT sampling repetition penalty")
+    max_tokens: int = arg(500, "longest generation in codes")
+    renderer: str = arg("auto", "how codes become audio (auto: diffusion + vocoder when the models folder has them, "
+                                "else the lab renderer)", choices=("auto", "lab", "tortoise"))
+    diffusion_steps: int = arg(50, "tortoise renderer: diffusion steps")
+    cond_free: bool = arg(True, "tortoise renderer: conditioning-free guidance")
+    griffin_lim_iters: int = arg(32, "lab renderer: Griffin-Lim iterations")
+    batch_items: int = arg(64, "items per shard file")
+    shard: str = arg("0/1", "i/n: this machine's share of the groups")
+    seed: int = arg(0, "seed: group g is a pure function of (seed, g)")
+    device: str = arg("auto", "auto (Accelerate's device) | cpu | cuda")
+    threads: int = arg(0, "torch threads (0 = torch's default)")
 
 
 def _speech_rows(path: str) -> dict[str, list[str]]:
@@ -85,15 +88,6 @@ def _writer(cfg: SynthConfig) -> tuple[int, int, torch.device]:
     return i * procs + rank, n * procs, device
 
 
-def load_renderer_for(models: Path, kind: str, device, cfg: SynthConfig):
-    if kind == "auto":
-        kind = "lab" if "renderer" in model_configs(models) else "tortoise"
-    if kind == "lab":
-        return LabRenderer(load_renderer(models).to(device), cfg.griffin_lim_iters)
-    return TortoiseRenderer(load_tortoise_model(models, "diffusion").to(device),
-                            load_tortoise_model(models, "vocoder").to(device), cfg.diffusion_steps, cfg.cond_free)
-
-
 def run_synth(cfg: SynthConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -103,7 +97,8 @@ def run_synth(cfg: SynthConfig) -> dict:
     models = Path(cfg.models)
     gpt = load_tortoise_model(models, "gpt").to(device).eval()
     clvp = load_tortoise_model(models, "clvp").to(device).eval()
-    renderer = load_renderer_for(models, cfg.renderer, device, cfg)
+    renderer = make_renderer(models, device, cfg.renderer, diffusion_steps=cfg.diffusion_steps, cond_free=cfg.cond_free,
+                             griffin_lim_iters=cfg.griffin_lim_iters)
     cond_samples = cond_samples_of(model_configs(models))
     voices = _speech_rows(cfg.speech)
     names = sorted(voices)
