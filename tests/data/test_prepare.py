@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from support import corrupt
+from support.calibrate import kept_seconds, mixed_recording
 from tortuner.cli import main
 from tortuner.data.prepare_config import PrepareConfig
 from tortuner.data.prepare_run import run
@@ -121,7 +122,27 @@ def test_cli_pocketsphinx_and_errors(tmp_path, real_clip, capsys) -> None:
     row = json.loads((out / "clips.jsonl").read_text().splitlines()[0])
     assert row["kept"] and row["transcript"] and row["transcript"][0].isupper() and row["transcript"][-1] == "."
     assert 0 < token_count(row["transcript"]) < 300
+    assert "note: pocketsphinx transcripts are rough" in capsys.readouterr().err  # says so, on the console
+    quality = json.loads((out / "report.json").read_text())["transcripts"]  # and in the report
+    assert quality["source"] == "pocketsphinx" and quality["wer"] > 0.5 and "Whisper" in quality["note"]
     assert main(["prepare", str(real_clip), "--out", str(out), "--asr", "whisper"]) == 2
     assert "needs" in capsys.readouterr().err
     assert main(["prepare", str(tmp_path / "nope.wav"), "--out", str(out)]) == 1
     assert "nope.wav: no such file" in capsys.readouterr().err
+
+
+def test_alternating_clean_and_damaged_stretches(tmp_path) -> None:
+    """Score first, merge second: clean stretches alternating with damaged ones 0.5-2 s apart (the VAD cannot always
+    split a 0.5 s pause) keep their clean speech and lose the damaged speech; no clip straddles a change."""
+    damages = ("white noise 5 dB", "music bed 5 dB", "phone channel", "reverb RT60 1.5 s", "clipped 0.5 %")
+    wav = tmp_path / "mixed.wav"
+    stretches = mixed_recording(wav, seed=1, damages=damages, clean_seconds=(6.0, 9.0), damaged_seconds=(4.0, 8.0))
+    out = tmp_path / "ds"
+    run(PrepareConfig(inputs=[str(wav)], out=str(out), asr="none"), show_progress=False)
+    rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
+    kept = kept_seconds(rows, stretches)
+    clean, lost = kept.pop("clean"), {k: a / b for k, (a, b) in kept.items() if a > 0}
+    assert clean[0] / clean[1] >= 0.95 and not lost, (clean, lost)
+    for r in rows:
+        if r["kept"]:  # inside one clean stretch
+            assert sum(s.kind == "clean" and s.start < r["end"] and r["start"] < s.end for s in stretches) == 1, r

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tortuner.audio.io import load_audio
-from tortuner.data.segment import SegmentConfig, Span, plan_clips, speech_regions
+from tortuner.data.segment import SegmentConfig, Span, plan_clips, speech_regions, windows
 from tortuner.data.vad import FRAME_SECONDS, VAD_SR, SpeechDetector
 
 
@@ -21,6 +21,13 @@ def test_plan_merges_splits_and_pads() -> None:
     assert len(long) == 2 and all(c.status == "ok" for c in long)
     assert long[0].speech[-1].end == 38.0 and long[1].speech[0].start == 38.4  # cut at the widest pause
     assert long[0].end <= 38.2 <= long[1].start  # padding never crosses the middle of the pause
+
+
+def test_windows_cut_utterances_at_inner_pauses() -> None:
+    u = [Span(0.0, 2.0), Span(2.2, 3.5), Span(3.7, 5.0), Span(5.3, 7.0), Span(7.2, 7.8)]
+    runs = windows(u, 3.0)
+    assert [(r[0].start, r[-1].end) for r in runs] == [(0.0, 3.5), (3.7, 7.8)]  # the short tail joins its neighbour
+    assert [s for r in runs for s in r] == u and windows(u, 0) == [u]
 
 
 def test_unsplittable_speech_is_too_long() -> None:

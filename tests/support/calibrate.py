@@ -248,3 +248,90 @@ def kept_seconds(rows: list[dict], stretches: list[Stretch]) -> dict[str, tuple[
         k, n = out.get(s.kind, (0.0, 0.0))
         out[s.kind] = (k + inside, n + s.end - s.start)
     return out
+
+
+# --- transcripts: word error rate of an ASR backend on speech with known text ----------------------------------------
+
+def _words(text: str, punctuation: bool) -> str:
+    """Lower-case words (apostrophes kept); with `punctuation`, each of .,;:?! also counts as a word."""
+    import re
+
+    return " ".join(re.findall(r"[a-z']+|[.,;:?!]" if punctuation else r"[a-z']+", text.lower())) or "<empty>"
+
+
+def asr_quality(backend: str, model: str | None = None, n: int = 24, seed: int = 0) -> dict[str, float]:
+    """Word error rate (jiwer) of `backend` on `n` espeak-ng renderings (8 voices) of the lab's sentences, after the
+    text normalisation `prepare` applies to both; also the rate with punctuation marks counted as words (a
+    transcript without punctuation misses every one) and the seconds of CPU per second of audio."""
+    import time
+
+    import jiwer
+
+    from tortuner.data.asr import make_transcriber
+    from tortuner.data.text import normalize
+    from tortuner.synth.sentences import text_lines
+
+    transcribe = make_transcriber(backend, model)
+    refs, hyps, audio, spent = [], [], 0.0, 0.0
+    for i, text in enumerate(text_lines(n, seed=500 + seed, min_words=8, max_words=30)):
+        x = synthesize(text, SR, voice=VOICES[i % len(VOICES)])
+        t0 = time.process_time()
+        hyps.append(normalize(transcribe(x)))
+        spent += time.process_time() - t0
+        refs.append(normalize(text))
+        audio += len(x) / SR
+    return {"n": n, "wer": jiwer.wer([_words(r, False) for r in refs], [_words(h, False) for h in hyps]),
+            "wer_punct": jiwer.wer([_words(r, True) for r in refs], [_words(h, True) for h in hyps]),
+            "cpu_per_audio_s": spent / audio, "example": f"{refs[0]} -> {hyps[0]}"}
+
+
+def mixed_case(seeds: list[int], workdir: Path, **settings) -> dict[str, tuple[float, float]]:
+    """`prepare` (default settings, no ASR) on one `mixed_recording` per seed; per kind, (seconds inside kept
+    clips, seconds) summed over the recordings."""
+    import json
+
+    from tortuner.data.prepare_config import PrepareConfig
+    from tortuner.data.prepare_run import run
+
+    total: dict[str, tuple[float, float]] = {}
+    for seed in seeds:
+        wav = workdir / f"mixed_{seed}.wav"
+        stretches = mixed_recording(wav, seed)
+        out = workdir / f"mixed_{seed}"
+        run(PrepareConfig(inputs=[str(wav)], out=str(out), asr="none", **settings), show_progress=False)
+        rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
+        for kind, (k, n) in kept_seconds(rows, stretches).items():
+            a, b = total.get(kind, (0.0, 0.0))
+            total[kind] = (a + k, b + n)
+    return total
+
+
+def real_turns(voices_dir, threshold: float) -> tuple[int, int, int, int]:
+    """The voice-change cut of `prepare` (`pieces.voice_changes`) on real voices (the `tortoise` clips) joined by
+    0.3 s pauses into one utterance: (turns cut, turns) for two speakers alternating A B A, and (joins cut, joins)
+    for one speaker's own clips in a row (each clip is another recording: a cut there is at worst a lost merge)."""
+    from tortuner.data.pieces import voice_changes
+    from tortuner.data.scoring import voice_windows
+    from tortuner.data.segment import Span
+
+    emb = filters.VoiceEmbedder()
+    clips = {}
+    for sp in sorted(p for p in Path(voices_dir).iterdir() if p.is_dir()):
+        files = sorted(sp.glob("*.wav"))[:3]
+        if files:
+            clips[sp.name] = [load_audio(f, SR).numpy() for f in files]
+
+    def cuts(parts: list[np.ndarray]) -> int:
+        x, spans, t = [], [], 0.0
+        for p in parts:
+            x += [p, np.zeros(int(0.3 * SR), np.float32)]
+            spans.append(Span(t, t + len(p) / SR))
+            t += len(p) / SR + 0.3
+        voice = voice_windows(np.concatenate(x), [(s.start, s.end) for s in spans], emb)
+        return len(voice_changes(voice, spans, threshold))
+
+    names = [n for n in clips if len(clips[n]) >= 2]
+    pairs = list(zip(names[0::2], names[1::2]))
+    turns = sum(cuts([clips[a][0], clips[b][0], clips[a][1]]) for a, b in pairs)
+    same = sum(cuts(c) for c in clips.values())
+    return turns, 2 * len(pairs), same, sum(len(c) - 1 for c in clips.values())

@@ -15,6 +15,27 @@ from tortuner.errors import TortunerError
 BACKENDS = ("pocketsphinx", "faster-whisper", "whisper", "none")
 Transcriber = Callable[[np.ndarray], str]
 
+# Word error rate on espeak-ng speech of the lab's sentences (24 sentences, 8 voices), words only and with
+# punctuation marks counted as words: `benchmarks/calibrate_filters.py --asr pocketsphinx` (docs/prepare.md).
+# The Whisper backends need a local model, so they are measured wherever one is given (--asr-model).
+MEASURED_WER = {"pocketsphinx": (0.935, 0.894)}
+POCKETSPHINX_NOTE = ("pocketsphinx transcripts are rough (word error rate {wer} on clear synthetic speech) and "
+                     "their punctuation is guessed from pauses: for training-grade text use a Whisper-family model "
+                     "(--asr faster-whisper --asr-model PATH), or correct train.txt and feed it back (--transcripts)")
+
+
+def transcript_quality(backend: str, own_transcripts: bool) -> dict:
+    """What report.json says of the transcripts: their source, the measured word error rates, and a note when they
+    are not training-grade (the pocketsphinx fallback)."""
+    if own_transcripts:
+        return {"source": "--transcripts", "wer": None, "wer_with_punctuation": None, "note": None}
+    if backend == "none":
+        return {"source": "none", "wer": None, "wer_with_punctuation": None, "note": "no transcripts (--asr none)"}
+    wer, wer_punct = MEASURED_WER.get(backend, (None, None))
+    note = POCKETSPHINX_NOTE.format(wer="unmeasured" if wer is None else f"{wer:.0%}") \
+        if backend == "pocketsphinx" else None
+    return {"source": backend, "wer": wer, "wer_with_punctuation": wer_punct, "note": note}
+
 
 def make_transcriber(backend: str, model: str | None = None, language: str = "en") -> Transcriber | None:
     """The backend's transcribe function (None for "none"); a one-line `TortunerError` if it cannot run here."""

@@ -88,16 +88,21 @@ def music_score(x: np.ndarray, sr: int = SR, hold_seconds: float = 0.35) -> floa
     peak &= db > db.max() - 50
     near = peak | np.roll(peak, 1, 0) | np.roll(peak, -1, 0)  # allow +-1 bin (7.8 Hz) of wobble
     hold = max(2, int(round(hold_seconds * sr / hop)))
-    held = np.zeros_like(near)
-    for b in np.flatnonzero(near.any(axis=1)):
-        d = np.diff(np.concatenate([[0], near[b].astype(np.int8), [0]]))
-        for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
-            if e - s >= hold:
-                held[b, s:e] = True
+    held = near & (_run_lengths(near) >= hold)
     energy = p.sum(axis=0)
     quiet = energy <= np.percentile(energy, 30)
     total = float(p[:, quiet].sum())
     return float((p * (peak & held))[:, quiet].sum() / total) if total > 0 else 0.0
+
+
+def _run_lengths(m: np.ndarray) -> np.ndarray:
+    """(rows, cols) length of the run of True along each row that each element belongs to (0 where False)."""
+    def ending_here(a: np.ndarray) -> np.ndarray:  # Trues in a row up to and including each element
+        c = np.cumsum(a, axis=1)
+        return c - np.maximum.accumulate(np.where(a, 0, c), axis=1)
+
+    fwd, bwd = ending_here(m), ending_here(m[:, ::-1])[:, ::-1]
+    return np.where(m, fwd + bwd - 1, 0)
 
 
 def bandwidth_hz(x: np.ndarray, sr: int) -> float:

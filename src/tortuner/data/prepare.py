@@ -1,7 +1,8 @@
 """One input of `tortuner prepare`: a long recording -> scored candidate clips, the good ones transcribed and written.
 
-(1) Stream the file once to get silero-vad speech probabilities at 16 kHz, (2) plan candidate clips on silences,
-(3) stream it again, cutting each candidate at the file's own rate and scoring it with every filter, (4) transcribe
+(1) Stream the file once to get silero-vad speech probabilities at 16 kHz, (2) cut the speech into utterances on
+silences and utterances into window-long pieces at their inner pauses, (3) stream it again, scoring every piece
+with every filter and joining alike neighbours into clips, each then scored as a whole (`pieces`), (4) transcribe
 the clips that pass and write them as 22.05 kHz wavs, (5) write the input's result record (see `jobs`). Running
 over many inputs (resume, workers, progress) is `prepare_run`.
 """
@@ -14,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tortuner.audio.io import AUDIO_EXTENSIONS, AudioError, load_audio, resample, save_wav
-from tortuner.data import filters
+from tortuner.audio.io import AUDIO_EXTENSIONS, AudioError, load_audio, save_wav
+from tortuner.data import filters, pieces
 from tortuner.data.asr import make_transcriber, read_transcripts
 from tortuner.data.jobs import Job, result_path
 from tortuner.data.prepare_config import PrepareConfig
-from tortuner.data.segment import Candidate, plan_clips, speech_regions
-from tortuner.data.stream import AudioInfo, StreamResampler, probe, read_blocks
+from tortuner.data.segment import Candidate, SegmentConfig, Span, pad, speech_regions, utterances, windows
+from tortuner.data.stream import AudioInfo, StreamResampler, Tape, probe, read_blocks
 from tortuner.data.text import normalize, token_count
 from tortuner.data.vad import FRAME_SECONDS, VAD_SR, SpeechDetector
 from tortuner.errors import TortunerError
@@ -99,35 +100,6 @@ def reference_embedding(paths: list[str], embedder: filters.VoiceEmbedder) -> np
     return m / np.linalg.norm(m)
 
 
-def score_clip(native: np.ndarray, sr: int, models: PrepareModels, cfg: PrepareConfig,
-               speech: list[tuple[float, float]] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Every filter score of one clip, plus the clip at 16 kHz (for ASR) and at the output rate.
-
-    `native` is the (samples,) clip at the file's rate `sr` (clipping is read there: resampling smears plateaus).
-    `speech` are the VAD speech spans (s, relative to the clip): voice embeddings are taken on speech only,
-    since windows of silence embed as an odd "voice" of their own.
-    """
-    x16 = resample(native, sr, filters.SR)
-    xo = resample(native, sr, cfg.sample_rate)
-    scores: dict[str, float | None] = {
-        "clipped_pct": filters.clipped_pct(native),
-        "bandwidth_hz": filters.bandwidth_hz(xo, cfg.sample_rate),
-        "music": filters.music_score(x16),
-        "snr_db": filters.snr_db(x16),
-        "rt60_s": filters.rt60_s(x16),
-    }
-    if cfg.max_speaker_change is not None or cfg.reference_voice:
-        sr16 = filters.SR
-        voiced = np.concatenate([x16[int(a * sr16) : int(b * sr16)] for a, b in speech]) if speech else x16
-        emb = models.embedder.windows(voiced if voiced.size >= sr16 else x16)
-        scores["speaker_change"] = filters.speaker_change(emb)
-        ref = models.reference
-        scores["reference_similarity"] = filters.reference_similarity(emb, ref) if ref is not None else None
-    if cfg.min_dnsmos_bak is not None:
-        _, scores["dnsmos_bak"], scores["dnsmos_ovrl"] = models.dnsmos(x16)
-    return {k: (None if v is None else round(float(v), 4)) for k, v in scores.items()}, x16, xo
-
-
 def process(job: Job, cfg: PrepareConfig, models: PrepareModels, out: Path, progress: Progress | None = None) -> dict:
     """Segment, score, transcribe and write one input; returns its result record (also written to .work/).
 
@@ -140,18 +112,30 @@ def process(job: Job, cfg: PrepareConfig, models: PrepareModels, out: Path, prog
     half = (lambda s: progress(0.5 * s)) if progress else None
     probs, total = _speech_probabilities(info, models.vad, half)
     seg = cfg.segment_config()
-    candidates = plan_clips(speech_regions(probs, FRAME_SECONDS, seg), total, seg)
-    rows = [_row(job, i, c) for i, c in enumerate(candidates)]
-    todo = [(r, c) for r, c in zip(rows, candidates) if c.status == "ok"]
-    passed = _score(info, todo, cfg, models, half)
+    plan = _plan(speech_regions(probs, FRAME_SECONDS, seg), total, seg, cfg.window_seconds)
+    done = [0.0]  # seconds reported by the scoring pass
+
+    def scored(s: float) -> None:
+        done[0] += s
+        if half:
+            half(s)
+
+    rows, passed = _score(job, info, plan, cfg, models, scored)
     _transcribe_and_write(job, passed, cfg, models, out)
     if progress:
-        progress(max(0.0, total - 0.5 * total - 0.5 * sum(c.seconds for _, c in todo)))
+        progress(max(0.0, 0.5 * (total - done[0])))
     result = {"source": str(job.path), "speaker": job.speaker, "seconds": round(total, 3),
               "speech_seconds": round(float((probs >= cfg.vad_threshold).sum() * FRAME_SECONDS), 3),
               "fingerprint": cfg.fingerprint(), "elapsed": round(time.perf_counter() - t0, 3), "clips": rows}
     write_json(result_path(out, job), result)
     return result
+
+
+def _plan(regions: list[Span], total: float, seg: SegmentConfig, window: float) -> list[list[Candidate]]:
+    """Per utterance, its pieces of about `window` seconds, each padded (see `segment`)."""
+    parts = [windows(u, window) for u in utterances(regions, seg)]
+    padded = iter(pad([w for ws in parts for w in ws], total, seg))
+    return [[next(padded) for _ in ws] for ws in parts]
 
 
 def _speech_probabilities(info: AudioInfo, vad: SpeechDetector, progress: Progress | None) -> tuple[np.ndarray, float]:
@@ -177,28 +161,35 @@ def _speech_probabilities(info: AudioInfo, vad: SpeechDetector, progress: Progre
     return probs, seconds_read
 
 
-def _score(info: AudioInfo, todo: list[tuple[dict, Candidate]], cfg: PrepareConfig, models: PrepareModels,
-           progress: Progress | None) -> list[tuple[dict, np.ndarray, np.ndarray]]:
-    """Second pass: cut and score each candidate (its row gets scores, failed filters, reason).
+def _score(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg: PrepareConfig, models: PrepareModels,
+           progress: Progress | None) -> tuple[list[dict], list[tuple[dict, np.ndarray, np.ndarray]]]:
+    """Second pass: score the pieces, join alike ones into clips, score those (see `pieces`).
 
-    Returns (row, 16 kHz clip, output-rate clip) of each clip that passed every filter.
+    Returns every clip's row (scores, failed filters, reason) and (row, 16 kHz clip, output-rate clip) of each clip
+    that passed every filter.
     """
     thresholds = cfg.thresholds()
+    voices = cfg.max_speaker_change is not None or bool(cfg.reference_voice)
+    rows: list[dict] = []
     passed: list[tuple[dict, np.ndarray, np.ndarray]] = []
-    for (row, c), native in _cut(info, [c for _, c in todo], todo):
-        spans = [(max(0.0, s.start - c.start), s.end - c.start) for s in c.speech]
-        row["scores"], x16, xo = score_clip(native, info.sr, models, cfg, spans)
+    found = pieces.clips(Tape(info), plan, cfg.segment_config(), cfg.sample_rate, cfg.window_seconds, thresholds,
+                         cfg.max_voice_change if cfg.max_speaker_change is not None else None,
+                         models.embedder if voices else None, models.reference, progress)
+    for clip in found:
+        row = _row(job, len(rows), clip.cand)
+        rows.append(row)
+        if clip.scores is None:
+            continue
+        if cfg.min_dnsmos_bak is not None:
+            _, bak, ovrl = models.dnsmos(clip.x16)
+            clip.scores |= {"dnsmos_bak": round(bak, 4), "dnsmos_ovrl": round(ovrl, 4)}
+        row["scores"] = clip.scores
         row["failed"] = filters.failed(row["scores"], thresholds)
         if row["failed"]:
             row["reason"] = row["failed"][0]
         else:
-            passed.append((row, x16, xo))
-        if progress:
-            progress(row["seconds"])
-    for row, _ in todo:
-        if not row["scores"]:
-            row["reason"] = "truncated"  # the file ended before this clip (header longer than the data)
-    return passed
+            passed.append((row, clip.x16, clip.xo))
+    return rows, passed
 
 
 def _transcribe_and_write(job: Job, passed: list[tuple[dict, np.ndarray, np.ndarray]], cfg: PrepareConfig,
@@ -232,27 +223,3 @@ def _row(job: Job, i: int, c: Candidate) -> dict:
             "start": c.start, "end": c.end, "seconds": round(c.seconds, 3), "scores": {},
             "kept": False, "reason": None if c.status == "ok" else c.status, "failed": [], "transcript": None,
             "audio": None}
-
-
-def _cut(info: AudioInfo, candidates: list[Candidate], rows: list) -> Iterator[tuple[object, np.ndarray]]:
-    """Stream the file again and yield (row, native-rate samples) for each candidate, holding only what is needed."""
-    if not candidates:
-        return
-    buf = np.zeros(0, dtype=np.float32)
-    buf_start = 0  # sample index of buf[0]
-    k = 0
-    for block in read_blocks(info, 30.0):
-        buf = np.concatenate([buf, block])
-        while k < len(candidates):
-            s, e = int(candidates[k].start * info.sr), int(candidates[k].end * info.sr)
-            if buf_start + buf.size < e:
-                break
-            yield rows[k], buf[s - buf_start : e - buf_start].copy()
-            k += 1
-        keep_from = int(candidates[k].start * info.sr) if k < len(candidates) else buf_start + buf.size
-        drop = min(buf.size, max(0, keep_from - buf_start))  # never skip ahead of what has been read
-        buf, buf_start = buf[drop:], buf_start + drop
-    for j in range(k, len(candidates)):  # file shorter than its header said
-        s, e = int(candidates[j].start * info.sr), int(candidates[j].end * info.sr)
-        if e - s > 0 and s - buf_start < buf.size:
-            yield rows[j], buf[max(0, s - buf_start) : e - buf_start].copy()

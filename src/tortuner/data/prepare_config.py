@@ -35,6 +35,11 @@ class PrepareConfig:
     max_seconds: float = arg(20.0, "longest kept clip (s)")
     max_pause: float = arg(2.0, "longest silence (s) allowed inside a clip when merging short utterances")
     pad: float = arg(0.2, "silence kept around each clip's speech (s)")
+    window_seconds: float = arg(3.0, "utterances are cut at inner pauses into pieces of about this length (s), each "
+                                     "scored before merging, so that a clip never straddles a change of condition "
+                                     "(0: whole utterances)")
+    max_voice_change: float = arg(0.25, "neighbouring pieces whose voices are further apart than this (1 - cosine of "
+                                       "mean d-vectors) are not joined into one clip (with --max-speaker-change)")
     # filters (see filters.FILTERS and docs/prepare.md for the calibration)
     max_clipped_pct: float | None = _threshold(0.02, "drop clips with more than this percent of samples clipped")
     min_bandwidth_hz: float | None = _threshold(6000.0, "drop narrow-band clips (phone, low bitrate) below this "

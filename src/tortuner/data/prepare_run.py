@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tortuner.audio.io import AudioError
+from tortuner.data.asr import transcript_quality
 from tortuner.data.jobs import Job, add_earlier_results, collect_jobs, split_finished
 from tortuner.data.manifests import write_outputs
 from tortuner.data.prepare import PrepareModels, process
@@ -34,6 +35,9 @@ def run(cfg: PrepareConfig, show_progress: bool = True) -> dict:
     jobs, problems = collect_jobs(cfg)
     models = PrepareModels(cfg)
     models.preload()
+    note = transcript_quality(cfg.asr, cfg.transcripts is not None)["note"]
+    if note and cfg.asr != "none":
+        print(f"note: {note}", file=sys.stderr)
     fp = cfg.fingerprint()
     results, todo = split_finished(jobs, out, fp)
     skipped = [{"source": p.split(":")[0], "error": p} for p in problems]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tortuner.data.asr import transcript_quality
 from tortuner.data.filters import FILTERS
 from tortuner.data.prepare_config import PrepareConfig
 from tortuner.plots import figure
@@ -44,6 +45,7 @@ def build_report(cfg: PrepareConfig, results: list[dict], rows: list[dict], skip
         "speakers": dict(speakers),
         "clip_seconds": _summary([r["seconds"] for r in kept]),
         "scores": scores,
+        "transcripts": transcript_quality(cfg.asr, cfg.transcripts is not None),
         "settings": {k: v for k, v in vars(cfg).items() if k not in ("inputs",)},
     }
 

@@ -1,4 +1,5 @@
-"""From speech probabilities to candidate clips: split on long silences, then merge/split into min..max seconds.
+"""From speech probabilities to candidate clips: utterances split on long silences (long ones cut at their widest
+pauses), pieces of about a window cut at inner pauses, and consecutive pieces joined into min..max-second clips.
 
 Cuts are only ever placed in frames the VAD marked as non-speech, so no clip starts or ends inside a word.
 """
@@ -76,29 +77,44 @@ def _split_long(regions: list[Span], limit: float) -> list[list[Span]]:
     return _split_long(regions[: best + 1], limit) + _split_long(regions[best + 1 :], limit)
 
 
-def plan_clips(regions: list[Span], total: float, cfg: SegmentConfig) -> list[Candidate]:
-    """Group speech regions into candidate clips; every candidate is recorded, kept or not."""
+def utterances(regions: list[Span], cfg: SegmentConfig) -> list[list[Span]]:
+    """Regions joined across silences shorter than `min_silence`; one longer than a clip is cut at its widest
+    pauses (recursively) into pieces of at most `max_seconds` with padding."""
     if not regions:
         return []
-    # 1. utterances: regions joined across silences shorter than `min_silence`
-    utterances: list[list[Span]] = [[regions[0]]]
+    out: list[list[Span]] = [[regions[0]]]
     for r in regions[1:]:
-        if r.start - utterances[-1][-1].end < cfg.min_silence:
-            utterances[-1].append(r)
+        if r.start - out[-1][-1].end < cfg.min_silence:
+            out[-1].append(r)
         else:
-            utterances.append([r])
-    # 2. utterances longer than a clip are cut at their widest pauses
+            out.append([r])
     limit = cfg.max_seconds - 2 * cfg.pad
-    pieces = [p for u in utterances for p in _split_long(u, limit)]
-    # 3. neighbours merged while the clip stays under the limit and the pause between them is short
-    groups: list[list[Span]] = [pieces[0]]
-    for p in pieces[1:]:
-        last = groups[-1]
-        if p[0].start - last[-1].end <= cfg.max_pause and p[-1].end - last[0].start <= limit:
-            last.extend(p)
-        else:
-            groups.append(list(p))
-    # 4. padding that never reaches halfway into the neighbouring silence
+    return [p for u in out for p in _split_long(u, limit)]
+
+
+def windows(utterance: list[Span], seconds: float) -> list[list[Span]]:
+    """The utterance cut at its inner pauses into runs of about `seconds` (each >= `seconds`, or >= half of it for
+    the last one when it cannot join the previous one): the pieces that are scored on their own, so that a change
+    of condition inside an utterance (a second voice answering quickly, music starting) is found.
+
+    `seconds` <= 0 keeps the utterance whole.
+    """
+    if seconds <= 0:
+        return [utterance]
+    runs: list[list[Span]] = [[]]
+    for r in utterance:
+        if runs[-1] and runs[-1][-1].end - runs[-1][0].start >= seconds:
+            runs.append([])
+        runs[-1].append(r)
+    if len(runs) > 1 and runs[-1][-1].end - runs[-1][0].start < seconds / 2:
+        tail = runs.pop()
+        runs[-1] += tail
+    return runs
+
+
+def pad(groups: list[list[Span]], total: float, cfg: SegmentConfig) -> list[Candidate]:
+    """A candidate per group of speech regions: `pad` of silence each side, never reaching halfway into the
+    silence to the neighbouring group, and its status by the length rule."""
     out: list[Candidate] = []
     for i, g in enumerate(groups):
         prev_end = groups[i - 1][-1].end if i else -np.inf
@@ -112,3 +128,33 @@ def plan_clips(regions: list[Span], total: float, cfg: SegmentConfig) -> list[Ca
             c.status = "too_long"
         out.append(c)
     return out
+
+
+def joins(a: Candidate, b: Candidate, cfg: SegmentConfig) -> bool:
+    """Whether the clip ending with `a` may go on with `b` (the next piece): the pause between them is at most
+    `max_pause` and the clip's speech stays within `max_seconds` with padding. (`a` is the clip so far.)"""
+    limit = cfg.max_seconds - 2 * cfg.pad
+    return b.speech[0].start - a.speech[-1].end <= cfg.max_pause and b.speech[-1].end - a.speech[0].start <= limit
+
+
+def join(parts: list[Candidate], cfg: SegmentConfig) -> Candidate:
+    """One candidate spanning consecutive padded pieces (their padding is the clip's), status by the length rule."""
+    c = Candidate(parts[0].start, parts[-1].end, [s for p in parts for s in p.speech])
+    if c.seconds < cfg.min_seconds:
+        c.status = "too_short"
+    elif c.seconds > cfg.max_seconds:
+        c.status = "too_long"
+    return c
+
+
+def plan_clips(regions: list[Span], total: float, cfg: SegmentConfig) -> list[Candidate]:
+    """Candidate clips when nothing is known of the audio but its speech regions: neighbouring utterances merged
+    while `joins` allows. (`prepare` scores pieces first and merges only alike ones; see `data/prepare.py`.)"""
+    pieces = pad(utterances(regions, cfg), total, cfg)
+    groups: list[list[Candidate]] = []
+    for p in pieces:
+        if groups and joins(join(groups[-1], cfg), p, cfg):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return [join(g, cfg) for g in groups]

@@ -107,3 +107,32 @@ class StreamResampler:
         if self.identity:
             return block
         return self.rs.resample_chunk(block, last=last)
+
+
+class Tape:
+    """The file's samples read once, front to back, of which only a moving window is held: `get` reads ahead as far
+    as it must, `release` forgets what comes before a point. (Memory: what lies between the two.)"""
+
+    def __init__(self, info: AudioInfo, block_seconds: float = 30.0) -> None:
+        self.sr = info.sr
+        self._blocks = read_blocks(info, block_seconds)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._start = 0  # sample index of _buf[0]
+        self._eof = False
+
+    def get(self, start: float, end: float) -> np.ndarray:
+        """Samples [start, end) s (fewer when the file ends first: its header promised more than it holds)."""
+        a, b = int(start * self.sr), int(end * self.sr)
+        while not self._eof and self._start + self._buf.size < b:
+            block = next(self._blocks, None)
+            if block is None:
+                self._eof = True
+            else:
+                self._buf = np.concatenate([self._buf, block])
+        if a < self._start:
+            raise ValueError(f"tape: {start:.3f} s was already released")
+        return self._buf[a - self._start : max(a, b) - self._start].copy()
+
+    def release(self, before: float) -> None:
+        drop = min(self._buf.size, max(0, int(before * self.sr) - self._start))
+        self._buf, self._start = self._buf[drop:], self._start + drop
