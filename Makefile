@@ -8,7 +8,7 @@ WORLD ?= worlds/small
 RUN ?= runs/small
 SIZE ?= small
 
-.PHONY: install demo test bench clean-demo lab-build lab-run lab-finetune
+.PHONY: install demo test test-fast bench clean-demo lab-build lab-run lab-finetune
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ lab-finetune: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+# while developing: without the tests marked slow (builds, whole runs, every experiment script); `make test` runs all
+test-fast: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py

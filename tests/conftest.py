@@ -1,16 +1,22 @@
-"""Shared fixtures: real speech that ships with the `tortoise` package, and espeak-ng speech."""
+"""Shared fixtures: real speech that ships with the `tortoise` package, tiny stock models, one built lab world."""
 
 from __future__ import annotations
 
 import importlib.resources
 import os
-import subprocess
 from pathlib import Path
 
-import pytest
-import torch
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One BLAS thread too (read when numpy loads, so before torch is imported): on a busy 2-core machine numpy's SVDs
+# (e.g. the pseudo-inverse every `UnivNetMel()` computes) took 3-5x longer with two threads than with one.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from support.tiny_models import make_tiny_models  # noqa: E402
+from tortuner.cli import main  # noqa: E402
+from tortuner.lab.world import WorldPaths  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,7 +40,17 @@ def real_clip(tortoise_voices: Path) -> Path:
     return tortoise_voices / "lj" / "1.wav"
 
 
-def espeak_wav(path: Path, text: str, voice: str = "en-us", pitch: int = 50, rate: int = 160) -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(path), text],
-                   check=True, capture_output=True)
-    return path
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """Tiny random-weight stock TorToiSe models (64 codes) in a models folder. Read-only: shared by the session."""
+    return make_tiny_models(tmp_path_factory.mktemp("models"), 64)
+
+
+@pytest.fixture(scope="session")
+def built_world(tmp_path_factory, one_thread) -> WorldPaths:
+    """One `lab build --size test --seed 3` world, built once per session for every test that needs a real world
+    (`lab build`'s, `lab finetune`'s and the experiments' tests). Read-only: a test that changes a world copies it
+    first."""
+    out = tmp_path_factory.mktemp("world") / "w"
+    assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3", "--threads", "1"]) == 0
+    return WorldPaths(out)

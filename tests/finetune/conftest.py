@@ -1,19 +1,19 @@
-"""Tiny stock TorToiSe models, a tiny dVAE and an espeak-ng dataset in `tortuner prepare`'s layout."""
+"""A tiny dVAE and an espeak-ng dataset in `tortuner prepare`'s layout (the tiny stock models: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from support.tiny_models import make_tiny_models
+from support.speech import espeak_wav
 from tortuner.models.checkpoints import save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 
-CODES = 64
+CODES = 64  # as the session's `tiny_models` (tests/conftest.py)
+RATE = 170  # espeak-ng words per minute
 LINES = [
     "The quick brown fox jumps over the lazy dog.",
     "She sells sea shells by the sea shore.",
@@ -26,31 +26,18 @@ LINES = [
 ]
 
 
-def espeak_wav(path: Path, text: str, voice: str = "en-us", pitch: int = 50, rate: int = 170) -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(path), text],
-                   check=True, capture_output=True)
-    return path
-
-
 def make_dataset(d: Path) -> Path:
     """8 espeak clips of 2 speakers; 6 train, 2 val; clips.jsonl carries the speakers."""
     (d / "wavs").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, line in enumerate(LINES):
         spk, voice, pitch = ("anna", "en-us", 70) if i % 2 == 0 else ("ben", "en-gb", 30)
-        espeak_wav(d / "wavs" / f"c{i}.wav", line, voice=voice, pitch=pitch)
+        espeak_wav(d / "wavs" / f"c{i}.wav", line, voice=voice, pitch=pitch, rate=RATE)
         rows.append({"audio": f"wavs/c{i}.wav", "text": line, "speaker": spk})
     (d / "train.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in rows[:6]))
     (d / "val.txt").write_text("".join(f"{r['audio']}|{r['text']}\n" for r in rows[6:]))
     (d / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return d
-
-
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Path:
-    return make_tiny_models(tmp_path_factory.mktemp("models"), CODES)
 
 
 @pytest.fixture(scope="session")

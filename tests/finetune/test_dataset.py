@@ -7,7 +7,7 @@ import shutil
 
 import torch
 
-from conftest import espeak_wav
+from support.speech import espeak_wav
 from tortuner.audio.io import load_audio
 from tortuner.finetune.dataset import (
     ExampleSource,
@@ -93,3 +93,27 @@ def test_micro_batches_are_pure_functions_of_their_index(tmp_path, espeak_datase
     both = MicroBatches(src, 2, 3, 65)[0]["codes"]
     assert torch.equal(r0[0, : r0.shape[1]], both[0, : r0.shape[1]])
     assert torch.equal(r1[0, : r1.shape[1]], both[1, : r1.shape[1]])
+
+
+def test_guided_tokens_pick_among_the_dvae_candidates_and_are_cached_apart(tmp_path, espeak_dataset, tiny_dvae,
+                                                                            tiny_models):
+    """`--guided-tokens`: each token is one of the dVAE's top-k codes there; with no weight on the GPT they are the
+    plain tokens; the GPT moves some; guided tokens are cached under their own key, beside the plain ones."""
+    from tortuner.finetune.guide import Guide
+    from tortuner.models.checkpoints import load_tortoise_model
+
+    train, _ = read_dataset(espeak_dataset)
+    cache = tmp_path / "cache"
+    plain = attach_tokens(read_dataset(espeak_dataset)[0], tiny_dvae, cache)
+    gpt = load_tortoise_model(tiny_models, "gpt").eval()
+    no_gpt = attach_tokens(read_dataset(espeak_dataset)[0], tiny_dvae, cache, guide=Guide(gpt, "tiny", 22050, lam=0.0))
+    assert all(torch.equal(a.tokens, b.tokens) for a, b in zip(plain, no_gpt))
+    guide = Guide(gpt, "tiny", 22050, k=3, beams=3, lam=5.0)
+    guided = attach_tokens(train, tiny_dvae, cache, guide=guide)
+    logp = Tokenizer(load_dvae(tiny_dvae)).training_logprobs([load_audio(c.audio, 22050) for c in guided])
+    for c, lp in zip(guided, logp):
+        top3 = lp.topk(3, -1).indices
+        assert c.tokens.shape == (lp.shape[0],) and bool((top3 == c.tokens[:, None]).any(-1).all())
+    assert sum(int((a.tokens != b.tokens).sum()) for a, b in zip(plain, guided)) > 0
+    assert len(list(cache.glob("tokens-*.jsonl"))) == 3
+    assert len(list(cache.glob(f"tokens-*-{guide.key()}.jsonl"))) == 1

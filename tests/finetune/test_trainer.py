@@ -45,6 +45,7 @@ def test_training_lowers_losses_and_logs(straight_run):
     assert [s["step"] for s in samples] == [4, 8] and all(len(s["codes"]) == s["generated_codes"] for s in samples)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, straight_run, espeak_dataset, tiny_dvae, tiny_models):
     out = tmp_path / "killed"
     # Same run, but aiming at 1000 steps so it is surely still going when killed just after its step-4 checkpoint.

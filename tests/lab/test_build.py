@@ -12,18 +12,16 @@ from tortuner.lab.build import BuildConfig, build_world
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import load_dvae, load_renderer, load_tortoise_model
 
+pytestmark = pytest.mark.slow  # they share the session's built world (tests/conftest.py: `built_world`, seed 3)
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, one_thread) -> WorldPaths:
-    out = tmp_path_factory.mktemp("world") / "w"
-    assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3", "--threads", "1"]) == 0
-    return WorldPaths(out)
+@pytest.fixture
+def world(built_world) -> WorldPaths:
+    return built_world
 
 
 def test_layout_and_gates(world):
@@ -148,3 +146,12 @@ def test_gpt_gain_ranks_the_teacher_above_a_relabelled_and_a_collapsed_codebook(
     gain = {name: score_tokenizer(d, clips, None, gpt, None, cond)["gpt_gain"]
             for name, d in (("teacher", teacher), ("relabelled", relabelled), ("collapsed", collapsed))}
     assert gain["teacher"] > gain["relabelled"] and gain["teacher"] > gain["collapsed"]
+
+
+def test_an_existing_world_opens_with_its_own_size_and_seed_and_is_not_written(world):
+    from tortuner.lab.build import WorldBuilder
+
+    state = world.state.read_bytes()
+    builder = WorldBuilder.open(world.root)
+    assert (builder.cfg.size, builder.cfg.seed) == ("test", 3) and builder.paths.root == world.root
+    assert world.state.read_bytes() == state

@@ -1,15 +1,16 @@
-"""`lab run` on a freshly built test-size world: recovery uses only public/, scoring uses hidden/."""
+"""`lab run` on a random-weight world in the lab layout: recovery uses only public/, scoring uses hidden/, re-scoring
+keeps `lab finetune`'s results only for their dvae.pth."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
+from support.speech import espeak_wav
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.files import read_json, sha_file, torch_save, write_json, write_jsonl
@@ -19,6 +20,8 @@ from tortuner.models.checkpoints import save_dvae, save_model_config
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.renderer import Renderer, RendererConfig
 from tortuner.models.tortoise import build_clvp, build_gpt, tiny_clvp_config, tiny_gpt_config
+
+pytestmark = pytest.mark.slow  # a whole `lab run` (recovery stages and scoring)
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "A small boat drifted slowly across the lake.",
          "Every morning she walks to the old market.", "Seven green bottles stood upon the wall.",
@@ -30,7 +33,7 @@ def _speech(folder: Path, items: list[tuple[str, str]], teacher: DiscreteVAE | N
     rows = []
     for i, (voice, text) in enumerate(items):
         wav = folder / "wavs" / f"c{i}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], check=True)
+        espeak_wav(wav, text, voice=voice)
         row = {"audio": f"wavs/c{i}.wav", "text": text, "speaker": voice, "duration": 2.0}
         if teacher is not None:
             row["tokens"] = teacher.tokenize(DvaeMel()(load_audio(wav, DVAE_SR)[None]))[0].tolist()
@@ -61,13 +64,23 @@ def world(tmp_path_factory) -> Path:
     return w.root
 
 
-
-
-def test_run_without_hidden_then_score(world, tmp_path):
-    public_only = tmp_path / "public_world"
+@pytest.fixture(scope="module")
+def recovered(world, tmp_path_factory) -> tuple[Path, dict]:
+    """`lab run` on a copy of the world without its hidden half: (the run folder, its state). Read-only."""
+    public_only = tmp_path_factory.mktemp("public") / "w"
     shutil.copytree(world, public_only, ignore=shutil.ignore_patterns("hidden"))
+    run = tmp_path_factory.mktemp("run") / "run"
+    return run, run_lab(RunConfig(world=str(public_only), out=str(run), preset="test", threads=1))
+
+
+def _scorable(recovered, tmp_path: Path) -> Path:
     run = tmp_path / "run"
-    state = run_lab(RunConfig(world=str(public_only), out=str(run), preset="test", threads=1))
+    shutil.copytree(recovered[0], run)
+    return run
+
+
+def test_recovery_needs_only_the_public_half(recovered):
+    run, state = recovered
     assert state["scored"] is False and (run / "dvae.pth").is_file() and not (run / "report.json").exists()
     assert all(state["stages"][s]["done"] for s in RUN_STAGES)
     sel = state["stages"]["select"]
@@ -75,6 +88,9 @@ def test_run_without_hidden_then_score(world, tmp_path):
     assert sel["selected"] == max(sel["public_gpt_gain"], key=sel["public_gpt_gain"].get)
     assert (run / "dvae.pth").read_bytes() == (run / f"{sel['selected']}.pth").read_bytes()
 
+
+def test_score_only_scores_against_the_hidden_half(world, recovered, tmp_path):
+    run = _scorable(recovered, tmp_path)
     rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
     saved = read_json(run / "report.json")
     for key in ("agreement_top1", "agreement_top5", "baseline_agreement_top1", "baseline_matched_agreement_top1",
@@ -87,18 +103,36 @@ def test_run_without_hidden_then_score(world, tmp_path):
     for name in ("report.md", "agreement_vs_step.png", "agreement_vs_pairs.png", "example_tokens.png"):
         assert (run / name).stat().st_size > 0
 
-    # `lab finetune`'s results (as it writes them) survive a re-score with the same dvae.pth, and only then.
-    from tortuner.lab.finetune_experiment import write_markdown
 
+def test_score_only_keeps_finetune_results_only_for_the_dvae_they_were_made_with(world, recovered, tmp_path, capsys):
+    """A re-score writes the recovery's figures and report.md anew and carries `lab finetune`'s keys and report.md
+    section over when their `dvae_sha256` is that of the current dvae.pth; with another dvae.pth it drops them."""
+    from tortuner.lab.finetune_report import write_markdown
+
+    def finetune_keys(report: dict) -> dict:
+        return {k: v for k, v in report.items() if k.startswith(("finetune", "outcome_"))}
+
+    run = _scorable(recovered, tmp_path)
     ft = {"finetune_nll_base": 3.0, "finetune_nll_oracle": 2.0, "finetune_nll_recovered": 2.2, "finetune_ratio": 1.1,
+          "outcome_wer_none": 0.9, "outcome_wer_teacher": 0.7, "outcome_wer_recovered": 0.8,
           "finetune": {"dvae_sha256": sha_file(run / "dvae.pth", "sha256"), "train_clips": 4, "val_clips": 2,
                        "val_codes": 50, "target_ratio": 1.03, "pass": False, "train_token_agreement": 0.5}}
-    write_json(run / "report.json", {**read_json(run / "report.json"), **ft})
-    write_markdown(run / "report.md", ft)
+    write_json(run / "report.json", {"agreement_top1": -1.0, **ft})  # a stale recovery figure, and ft
+    (run / "report.md").write_text("stale recovery report\n")
+    write_markdown(run / "report.md", ft)  # as `lab finetune` leaves them
+    write_markdown(tmp_path / "section.md", ft)  # the section alone
+    section = (tmp_path / "section.md").read_text().strip()
+    start = section.splitlines()[0]  # its start marker
+
     rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
-    assert rep["finetune_ratio"] == read_json(run / "report.json")["finetune_ratio"] == 1.1
-    assert (run / "report.md").read_text().count("## Fine-tune experiment") == 1
+    saved, md = read_json(run / "report.json"), (run / "report.md").read_text()
+    assert finetune_keys(rep) == finetune_keys(saved) == ft
+    assert saved["agreement_top1"] == rep["agreement_top1"] >= 0  # re-scored
+    assert "stale" not in md and md.count(start) == 1 and section in md
+
+    capsys.readouterr()
     shutil.copyfile(run / "baseline.pth", run / "dvae.pth")  # another tokenizer: those results no longer apply
     rep = run_lab(RunConfig(world=str(world), out=str(run), score_only=True, threads=1))
-    assert "finetune_ratio" not in rep and "finetune_ratio" not in read_json(run / "report.json")
-    assert "## Fine-tune experiment" not in (run / "report.md").read_text()
+    assert not finetune_keys(rep) and not finetune_keys(read_json(run / "report.json"))
+    assert start not in (run / "report.md").read_text()
+    assert "fine-tune results dropped (made with another dvae.pth)" in capsys.readouterr().out

@@ -7,38 +7,16 @@ import torch
 import transformers
 from packaging.version import Version
 
+from support.tiny_models import make_tiny_models
 from tortuner.errors import TortunerError
 from tortuner.models.checkpoints import load_tortoise_model, model_configs, save_model_config
 from tortuner.models.gpt_data import encode_text, total_loss
-from tortuner.models.tortoise import (
-    GPTConfig,
-    build_clvp,
-    build_diffusion,
-    build_gpt,
-    build_vocoder,
-    tiny_clvp_config,
-    tiny_diffusion_config,
-    tiny_gpt_config,
-    tiny_vocoder_config,
-)
+from tortuner.models.tortoise import GPTConfig, build_gpt, tiny_gpt_config
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    cfgs = {"gpt": tiny_gpt_config(64), "clvp": tiny_clvp_config(64), "diffusion": tiny_diffusion_config(64),
-            "vocoder": tiny_vocoder_config()}
-    gpt_sd = build_gpt(cfgs["gpt"]).state_dict()
-    for i in range(cfgs["gpt"].layers):  # what the released autoregressive.pth carries from old transformers
-        gpt_sd[f"gpt.h.{i}.attn.bias"] = torch.ones(1, 1, 8, 8)
-        gpt_sd[f"gpt.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
-    torch.save(gpt_sd, d / "autoregressive.pth")
-    torch.save(build_clvp(cfgs["clvp"]).state_dict(), d / "clvp2.pth")
-    torch.save(build_diffusion(cfgs["diffusion"]).state_dict(), d / "diffusion_decoder.pth")
-    torch.save({"model_g": build_vocoder(cfgs["vocoder"]).state_dict()}, d / "vocoder.pth")
-    save_model_config(d, cfgs)
-    return d
+    return make_tiny_models(tmp_path_factory.mktemp("models"), 64, released_gpt_keys=True)
 
 
 def test_all_four_models_load_strictly(models_dir):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import torch
 
+from support.speech import espeak_wav
 from tortuner.audio.io import load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.files import torch_save, write_jsonl
@@ -32,7 +31,7 @@ def rec_env(tmp_path_factory) -> dict:
     rows, mel = [], DvaeMel()
     for i, text in enumerate(TEXTS):
         voice = ["en-us", "en-gb"][i % 2]
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(d / "speech" / "wavs" / f"c{i}.wav"), text], check=True)
+        espeak_wav(d / "speech" / "wavs" / f"c{i}.wav", text, voice=voice)
         rows.append({"audio": f"wavs/c{i}.wav", "text": text, "speaker": voice, "duration": 2.0})
     write_jsonl(d / "speech" / "manifest.jsonl", rows)
     items = []

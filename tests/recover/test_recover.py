@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model
@@ -16,6 +17,7 @@ from tortuner.recover.recon import ReconConfig, run_recon
 SMALL = dict(codebook_dim=8, hidden_dim=32, num_resnet_blocks=1)
 
 
+@pytest.mark.slow
 def test_pipeline(rec_env, tmp_path):
     env = rec_env
     clips = load_real(env["speech"])

@@ -1,26 +1,13 @@
-"""Tiny random-weight stock TorToiSe models in a models folder, and a small real-speech manifest."""
+"""A small real-speech manifest (espeak-ng voices) for synthesis; the tiny stock models are tests/conftest.py's."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from support.tiny_models import make_tiny_models
+from support.speech import espeak_wav
 from tortuner.files import write_jsonl
-
-NUM_CODES = 64
-
-
-def espeak_wav(path: Path, text: str, voice: str = "en-us") -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Path:
-    return make_tiny_models(tmp_path_factory.mktemp("models"), NUM_CODES)
 
 
 @pytest.fixture(scope="session")

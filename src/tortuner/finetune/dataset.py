@@ -22,6 +22,7 @@ from tortuner.audio.io import AudioError, load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.errors import TortunerError
 from tortuner.files import read_jsonl, sha_file, write_jsonl
+from tortuner.finetune.guide import Guide
 from tortuner.models.gpt_data import COND_SAMPLES, GPTExample, crop_or_pad, encode_text
 
 MAX_WAV_SAMPLES = 255995  # DL-Art-School's max_wav_length (~11.6 s at 22.05 kHz)
@@ -111,17 +112,20 @@ class LimitReport:
 
 def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: str | Path, device: str = "cpu",
                   max_samples: int = MAX_WAV_SAMPLES, max_text_tokens: int = MAX_TEXT_TOKENS,
-                  report: LimitReport | None = None) -> list[DatasetClip]:
+                  report: LimitReport | None = None, guide: Guide | None = None) -> list[DatasetClip]:
     """Give every clip its cached tokens (tokenizing what is missing or changed); returns the clips within limits.
 
-    The cache is `cache_dir/tokens-<dvae sha256[:16]>.jsonl` with rows {audio, sha1, samples, tokens}; it is
-    rewritten atomically at least every 30 s while tokenizing, so an interrupted run keeps most of what it did.
+    The cache is `cache_dir/tokens-<dvae sha256[:16]>[-<guide key>].jsonl` with rows {audio, sha1, samples, tokens};
+    it is rewritten atomically at least every 30 s while tokenizing, so an interrupted run keeps most of what it did.
+    With a `guide`, tokens are read with the GPT as a prior (`finetune.guide`), conditioned on other clips of the
+    same speaker among `clips`.
     """
     from tortuner.models.checkpoints import load_dvae
     from tortuner.models.tokenizer import Tokenizer
 
     report = report if report is not None else LimitReport()
-    cache_path = Path(cache_dir) / f"tokens-{sha_file(Path(dvae_path), 'sha256')[:16]}.jsonl"
+    suffix = f"-{guide.key()}" if guide is not None else ""
+    cache_path = Path(cache_dir) / f"tokens-{sha_file(Path(dvae_path), 'sha256')[:16]}{suffix}.jsonl"
     cache = {r["audio"]: r for r in read_jsonl(cache_path)} if cache_path.is_file() else {}
     kept, todo = [], []
     for c in clips:
@@ -140,6 +144,7 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
         kept.append(c)
     if todo:
         tokenizer = Tokenizer(load_dvae(dvae_path), device)
+        voices = _voices(kept) if guide is not None else {}
         step, last_write = 32, time.monotonic()
         for start in tqdm(range(0, len(todo), step), desc="tokenize (cached)", unit="batch",
                           disable=len(todo) <= step):
@@ -153,7 +158,15 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
                     continue
                 batch.append((c, key, digest))
                 wavs.append(wav)
-            for (c, key, digest), wav, tok in zip(batch, wavs, tokenizer.tokenize_training_wavs(wavs) if wavs else []):
+            if not wavs:
+                tokens = []
+            elif guide is None:
+                tokens = tokenizer.tokenize_training_wavs(wavs)
+            else:
+                cs = [c for c, _, _ in batch]
+                tokens = guide.tokens([c.audio for c in cs], [c.text for c in cs], [c.speaker for c in cs],
+                                      tokenizer.training_logprobs(wavs), voices)
+            for (c, key, digest), wav, tok in zip(batch, wavs, tokens):
                 c.tokens, c.samples = tok, wav.numel()
                 cache[key] = {"audio": key, "sha1": digest, "samples": wav.numel(), "tokens": tok.tolist()}
             if time.monotonic() - last_write > 30 or start + step >= len(todo):  # bounded rewrite cost
@@ -170,10 +183,27 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
     return out
 
 
+def _voices(clips: list[DatasetClip], per_speaker: int = 32) -> dict[str, list[torch.Tensor]]:
+    """Up to `per_speaker` readable clips of each speaker (what guided tokenization conditions on)."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for c in sorted(clips, key=lambda c: str(c.audio)):
+        if len(out.setdefault(c.speaker, [])) < per_speaker:
+            try:
+                out[c.speaker].append(_load(str(c.audio)))
+            except AudioError:
+                continue
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ examples
 @functools.lru_cache(maxsize=512)
 def _load(path: str) -> torch.Tensor:
     return load_audio(path, DVAE_SR)
+
+
+def load_clip_audio(clip: DatasetClip) -> torch.Tensor:
+    """A clip's 22.05 kHz waveform (cached: examples re-read the same clips every epoch)."""
+    return _load(str(clip.audio))
 
 
 class ExampleSource:

@@ -19,8 +19,9 @@ from tortuner.finetune.dataset import (
     describe,
     read_dataset,
 )
+from tortuner.finetune.guide import Guide
 from tortuner.finetune.trainer import TrainConfig, train_gpt
-from tortuner.models.checkpoints import load_dvae, load_tortoise_model, model_configs
+from tortuner.models.checkpoints import MODEL_FILES, load_dvae, load_tortoise_model, model_configs
 from tortuner.models.gpt_data import COND_SAMPLES
 
 
@@ -38,6 +39,12 @@ class FinetuneConfig(TrainConfig):
     cond_samples: int = arg(COND_SAMPLES, "conditioning window in samples at 22.05 kHz")
     max_wav_samples: int = arg(MAX_WAV_SAMPLES, "skip longer clips (DL-Art-School: 255995)")
     max_text_tokens: int = arg(MAX_TEXT_TOKENS, "skip clips with longer BPE text (DL-Art-School: 200)")
+    guided_tokens: bool = arg(False, "read each clip's tokens with the GPT as a prior: a beam search over the dVAE's "
+                                     "top-k codes by dVAE + GPT log-probability (for a recovered dVAE; "
+                                     "docs/finetune.md)")
+    guide_k: int = arg(5, "--guided-tokens: candidate codes per position (the dVAE's top-k)")
+    guide_beams: int = arg(4, "--guided-tokens: beam width")
+    guide_lambda: float = arg(1.0, "--guided-tokens: weight of the GPT's log-probability against the dVAE's")
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
@@ -57,8 +64,13 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     cache = Path(cfg.cache_dir) if cfg.cache_dir else data / ".tortuner-cache"
     device = "cuda" if cfg.device in ("auto", "cuda") and _cuda() else "cpu"
     report = LimitReport()
-    train = attach_tokens(train, cfg.dvae, cache, device, max_samples, max_text, report)
-    val = attach_tokens(val, cfg.dvae, cache, device, max_samples, max_text, report)
+    gpt_file = Path(cfg.gpt) if cfg.gpt else Path(cfg.models) / MODEL_FILES["gpt"]
+    gpt = load_tortoise_model(cfg.models, "gpt", cfg.gpt)
+    guide = Guide(gpt.to(device).eval(), sha_file(gpt_file, "sha256")[:12], cfg.cond_samples, cfg.num_cond,
+                  cfg.guide_k, cfg.guide_beams, cfg.guide_lambda) if cfg.guided_tokens else None
+    train = attach_tokens(train, cfg.dvae, cache, device, max_samples, max_text, report, guide)
+    val = attach_tokens(val, cfg.dvae, cache, device, max_samples, max_text, report, guide)
+    gpt = gpt.cpu()
     out = Path(cfg.out)
     if report.count:
         print(f"finetune: {report.summary()} (limits: {max_samples} samples, {max_text} text tokens); "
@@ -66,7 +78,6 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         write_json(out / "skipped.json", report.__dict__)
     if not val:
         print("finetune: no val.txt clips: validation loss and samples are off")
-    gpt = load_tortoise_model(cfg.models, "gpt", cfg.gpt)
     meta = {"dvae_sha256": sha_file(Path(cfg.dvae), "sha256"),
             "data": {"dir": str(data.resolve()), "train": describe(train), "val": describe(val)}}
     return train_gpt(cfg, gpt, gpt_cfg, ExampleSource(train, num_cond=cfg.num_cond, cond_samples=cfg.cond_samples),

@@ -119,6 +119,14 @@ class WorldBuilder:
         self.state.update(size=cfg.size, seed=cfg.seed, num_codes=self.size.num_codes,
                           config=asdict(self.size))
 
+    @classmethod
+    def open(cls, world: str | Path) -> WorldBuilder:
+        """The builder of an existing world, with the size and seed its `world.json` records: what experiments use
+        to get a world's stage inputs (`training_clips`, `renderer_items`, `mel`, `size`). Writes nothing (only
+        `run()` does)."""
+        state = read_json(WorldPaths(Path(world)).state)
+        return cls(BuildConfig(out=str(world), size=state["size"], seed=state["seed"]))
+
     def _precision_note(self) -> str:
         """Said up front: without native bf16 the teacher and renderer train in float32, ~2x slower (docs/lab.md)."""
         if self.bf16:

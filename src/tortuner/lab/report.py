@@ -17,6 +17,7 @@ from tortuner.lab.train import clvp_batch, gpt_latents
 from tortuner.lab.world import WorldPaths, load_manifest
 from tortuner.models.checkpoints import load_dvae, load_renderer, load_tortoise_model
 from tortuner.models.gpt_data import GPTExample, code_nll, collate, crop_or_pad, encode_text
+from tortuner.models.tokenizer import Tokenizer
 from tortuner.plots import figure
 from tortuner.recover.evaluate import usage
 
@@ -64,6 +65,17 @@ def manifest_examples(rows: list[dict], mel: DvaeMel, cond_samples: int, rng: ra
         wav = load_audio(r["audio"], DVAE_SR)
         out.append(GPTExample(encode_text(r["text"]), torch.tensor(r["tokens"]), wav.numel(), mel(conds)))
     return out
+
+
+def tokenized_examples(folder, dvae, mel: DvaeMel, cond_samples: int, n: int, seed: int = 0) -> list[GPTExample]:
+    """`manifest_examples` of up to `n` transcribed clips of any speech set (shuffled by `seed`), tokenized here by
+    `dvae` as the lab GPT is trained (clip + 1024-sample tail): to score a GPT on sets without stored tokens."""
+    rows = [r for r in load_manifest(folder) if r["text"]]
+    random.Random(seed).shuffle(rows)
+    rows = rows[:n]
+    for r, tokens in zip(rows, Tokenizer(dvae).tokenize_training_wavs([load_audio(r["audio"], DVAE_SR) for r in rows])):
+        r["tokens"] = tokens.tolist()
+    return manifest_examples(rows, mel, cond_samples, random.Random(seed))
 
 
 @torch.no_grad()

@@ -240,11 +240,11 @@ def _keep_finetune(previous: dict, rep: dict, run: Path) -> None:
     """Carry `lab finetune`'s results into a re-scored report if they were made with the current `dvae.pth`."""
     if "finetune" not in previous:
         return
-    from tortuner.lab.finetune_experiment import write_markdown
+    from tortuner.lab.finetune_report import write_markdown
 
     if previous["finetune"].get("dvae_sha256") != sha_file(run / "dvae.pth", "sha256"):
         print(f"{run / 'report.json'}: fine-tune results dropped (made with another dvae.pth); rerun `tortuner lab "
               "finetune` for them")
         return
-    rep.update({k: v for k, v in previous.items() if k.startswith("finetune")})
+    rep.update({k: v for k, v in previous.items() if k.startswith(("finetune", "outcome_"))})
     write_markdown(run / "report.md", rep)

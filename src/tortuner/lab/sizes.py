@@ -37,17 +37,17 @@ class LabSize:
     gpt_batch: int = 8
     gpt_lr: float = 1e-3
     # The stock GPT-2 dropout (0.1) only slowed the lab GPT (~25 % per step) without helping held-out NLL
-    # (benchmarks/lab_gpt_training.py); what stops it overfitting is more lines per speaker.
+    # (experiments/gpt_training.py); what stops it overfitting is more lines per speaker.
     gpt_dropout: float = 0.0
     # Likewise the stock CLVP's 0.1 dropouts: without them its steps took 0.80x as long and it retrieved held-out
-    # lines as well (benchmarks/lab_clvp_training.py: top-1 among 8 on the public speech 0.509 vs 0.475).
+    # lines as well (experiments/clvp_training.py: top-1 among 8 on the public speech 0.509 vs 0.475).
     clvp_dropout: float = 0.0
     # 1 s of conditioning instead of DL-Art-School's 2 s (44000): the stock conditioning encoder (6 attention blocks)
     # costs more than the lab's small GPT itself, and halving its input made GPT steps ~35 % faster at the same
-    # held-out NLL (benchmarks/lab_gpt_training.py --cond-samples; docs/lab.md).
+    # held-out NLL (experiments/gpt_training.py --cond-samples; docs/lab.md).
     cond_samples: int = 22050
     # Attention blocks of the GPT's conditioning encoder (stock: 6). Over the lab's 1 s clips 2 blocks give the same
-    # held-out NLL at 0.77x the GPT step (benchmarks/lab_gpt_training.py --cond-blocks; docs/lab.md).
+    # held-out NLL at 0.77x the GPT step (experiments/gpt_training.py --cond-blocks; docs/lab.md).
     gpt_cond_blocks: int = 6
 
     def model_configs(self) -> dict:

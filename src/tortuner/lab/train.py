@@ -146,7 +146,7 @@ def gpt_latents(gpt: torch.nn.Module, examples: list[GPTExample], batch: int = 1
 
     N = the codes `UnifiedVoice` keeps for the clip's `wav_length`. Clips run in batches of similar length
     (`synth.sample.teacher_forced` masks the padding, so a clip's latents do not depend on its batch): 2x faster than
-    one clip at a time on the small world (`benchmarks/lab_build_costs.py`).
+    one clip at a time on the small world (`experiments/build_costs.py`).
     """
     def length(i: int) -> int:
         return examples[i].text.numel() + examples[i].wav_length // SAMPLES_PER_TOKEN

@@ -120,7 +120,7 @@ def use_fused_gelu(transformer: nn.Module) -> None:
 
     Both compute 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (equal to float32 rounding),
     but `gelu_new` runs it as six elementwise ops, each saved for backward: the fused op made a lab GPT training
-    step 0.83x as long (`benchmarks/lab_build_costs.py`, steps alternating). The activation has no weights, so
+    step 0.83x as long (`experiments/build_costs.py`, steps alternating). The activation has no weights, so
     checkpoints are unchanged.
     """
     from transformers.activations import ACT2FN

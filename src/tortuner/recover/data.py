@@ -20,9 +20,9 @@ class Augment:
     """Perturbations of synthetic mels for the renderer gap (log-mel domain, time-stretch-free).
 
     Only noise by default: a dVAE's tokens are not gain- or tilt-invariant (the lab teacher changes 10 % of its
-    tokens for a 0.5 dB gain change, `benchmarks/lab_token_stability.py`), so label-preserving gain/tilt
+    tokens for a 0.5 dB gain change, `experiments/token_stability.py`), so label-preserving gain/tilt
     perturbations teach a wrong invariance. Tiny lab world, 480 pairs, distill top-1
-    (`benchmarks/lab_distill_variants.py`): gain 0.3 + tilt 0.3 + noise 0.05 -> 0.396; noise only 0.497; none 0.507.
+    (`experiments/distill_variants.py`): gain 0.3 + tilt 0.3 + noise 0.05 -> 0.396; noise only 0.497; none 0.507.
     """
 
     gain: float = 0.0     # +- constant offset (log amplitude)

@@ -1,8 +1,10 @@
 """Does the public CLVP need the stock dropout? Held-out retrieval and step time, variants one after another.
 
-(`lab build` trains it with `LabSize.clvp_dropout`, 0 since this comparison.)
+Backs docs/lab.md, "Where the time goes", "The CLVP without dropout": dropout 0.1 top-1 0.475 public / 0.547 eval,
+dropout 0 0.509 / 0.531, a step 0.80x and 0.74x as long; hence `LabSize.clvp_dropout` = 0 (its comment in
+`lab/sizes.py` cites this script too).
 
-    .venv/bin/python benchmarks/lab_clvp_training.py worlds/small [--dropouts 0.1,0] [--steps 0] [--threads 2]
+    .venv/bin/python experiments/clvp_training.py worlds/small [--dropouts 0.1,0] [--steps 0] [--threads 2]
 
 Each variant trains a fresh stock `CLVP` of the world's size with `lab.train.train_clvp` (as `lab build` does, the
 same seed) on the teacher's speech only, and scores it on the public speech (other speakers and lines: many groups
@@ -19,28 +21,27 @@ import time
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, texted_clips
+from tortuner.lab.build import WorldBuilder, texted_clips
 from tortuner.lab.report import clvp_top1
-from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.lab.world import load_manifest
 from tortuner.models.checkpoints import load_dvae
 from tortuner.models.gpt_data import encode_text
 from tortuner.models.tortoise import build_clvp
 from tortuner.training import set_dropout
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("world")
     ap.add_argument("--dropouts", default="0.1,0", help="comma-separated dropouts of every CLVP layer (stock 0.1)")
     ap.add_argument("--steps", type=int, default=0, help="0 = the world size's clvp_steps")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
+    builder = WorldBuilder.open(args.world)
     size, paths = builder.size, builder.paths
     steps = args.steps or size.clvp_steps
     dvae = load_dvae(paths.teacher)

@@ -1,6 +1,11 @@
 """Is a world's renderer on time? Its output against the real clip, side by side for a range of output shifts.
 
-    .venv/bin/python benchmarks/lab_renderer_timing.py worlds/tiny [--clips 16]
+Backs docs/lab.md, "The GPT (previous worlds)", "Two renderer fixes ... (2) its timing": the untimed renderer renders
+~0.6 univnet frames late (L1 lowest with its output moved 0.75 frames earlier; the teacher re-reads 0.600 of the
+tokens with the audio advanced by 128 samples vs 0.462 as rendered), which `fit_advance` now corrects; and
+docs/recovery.md, "Why top-1 stays near 0.5", "A renderer's lag cannot be seen from synthetic pairs".
+
+    .venv/bin/python experiments/renderer_timing.py worlds/tiny [--clips 16]
 
 The renderer is run *without* its fitted `advance` (as trained), on held-out clips from teacher-forced latents.
 Printed per shift: univnet-mel L1 and energy-envelope correlation with the real clip (advance in univnet frames),
@@ -34,11 +39,11 @@ def _advance_wav(x: np.ndarray, samples: int) -> np.ndarray:
     return x
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("world")
     ap.add_argument("--clips", type=int, default=16)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     w = WorldPaths(args.world)
     gpt, ren, teacher = load_tortoise_model(w.models, "gpt"), load_renderer(w.models), load_dvae(w.teacher).eval()
@@ -68,7 +73,8 @@ def main() -> None:
                     hit, m = token_hits(teacher, mel, torch.from_numpy(_advance_wav(wav, s)), real)
                     agree[(name, s)][0] += hit
                     agree[(name, s)][1] += m
-    print(f"{w.root}: renderer as trained (fitted advance in models.json: {ren.cfg.advance} frames), {len(rows)} held-out clips")
+    print(f"{w.root}: renderer as trained (fitted advance in models.json: {ren.cfg.advance} frames), {len(rows)} "
+          "held-out clips")
     print("  advance (univnet frames)   L1      envelope corr")
     for f in frames:
         print(f"  {f:+6.2f}                   {l1[f]:.4f}  {corr[f]:.4f}")

@@ -1,10 +1,14 @@
 """Ceiling of the distillation recipe: the same student trained on *real* speech with the hidden teacher's own
 tokens (oracle labels no recovery has), next to the same student trained on the run's synthetic pairs.
 
-    .venv/bin/python benchmarks/lab_oracle_labels.py --world worlds/tiny --run runs/tiny [--steps 500]
+Backs docs/recovery.md, "Why top-1 stays near 0.5", "The student and budget cap it too": on the tiny world, 500
+steps, oracle labels reach top-1 0.700 / top-5 0.986 on held-out speech, the 480 synthetic pairs 0.506 / 0.900.
+
+    .venv/bin/python experiments/oracle_labels.py --world worlds/tiny --run runs/tiny [--steps 500]
 
 Separates the two things that can hold agreement down: the student/data budget (oracle low too) and the
 synthetic -> real gap with its noisy labels (oracle high, synthetic low). Scored on hidden/eval, top-1 agreement.
+Reads `RUN/synth` (`lab run`'s pairs).
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ from tortuner.recover.evaluate import score_tokenizer
 from tortuner.synth.shards import Pair
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", required=True)
     ap.add_argument("--run", required=True)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     w = WorldPaths(args.world)
     teacher = load_dvae(w.teacher).eval()
@@ -48,7 +52,8 @@ def main() -> None:
         tr = CodeTrainer(model, 1e-3)
         accs = train_on_pairs(tr, pairs, args.steps, 16, 32, 0, Augment(), tag=name[:10])
         m = score_tokenizer(tr.commit(), ev, teacher)
-        print(f"  {name:40s} train acc {sum(accs[-50:]) / 50:.3f}   held-out top-1 {m['agreement_top1']:.3f}  "
+        last = accs[-50:]
+        print(f"  {name:40s} train acc {sum(last) / len(last):.3f}   held-out top-1 {m['agreement_top1']:.3f}  "
               f"top-5 {m['agreement_top5']:.3f}")
 
 

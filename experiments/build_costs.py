@@ -1,6 +1,13 @@
 """Where a lab build's time goes, and what the speed-ups in it buy, measured side by side in one run.
 
-    .venv/bin/python benchmarks/lab_build_costs.py worlds/small [--steps 40] [--clips 300]
+Backs docs/lab.md, "Where the time goes" (the table of seconds per training step at 1 / 2 threads / bf16; a 2-block
+conditioning-encoder GPT step 0.77x a 6-block one; "Fused GELU": 0.83x `gelu_new`; bf16 no steady gain for the GPT;
+the renderer latents, univnet mel and batched tokenizer speed-ups), docs/lab.md, "Measured" ("Without native bf16":
+emulated bf16 steps 10-15x float32, the stage inputs 25.9 s / 74.2 s; the 4608 training clips loaded in 24.3 s) and
+"Measured and not taken" (one conditioning clip per line: 0.89x); the comments on `models.tortoise.use_fused_gelu`
+and `lab.train.gpt_latents`.
+
+    .venv/bin/python experiments/build_costs.py worlds/small [--steps 40] [--clips 300]
 
 On a built world (its training clips and public GPT), prints:
 - the seconds the GPT and renderer stages spend preparing their inputs (clips + teacher tokens; latents + mels), and
@@ -16,7 +23,8 @@ On a built world (its training clips and public GPT), prints:
   `lab.train.gpt_latents` (left-padded batches), with the largest difference between the two, and the batched
   latents under bf16 autocast (time and relative difference);
 - the 24 kHz univnet mel of the same clips: TorToiSe's `TacotronSTFT` vs `audio.mel.UnivNetMel`;
-- teacher tokens of the clips (with the tail): one clip at a time vs `Tokenizer.tokenize_training_wavs` (batched), equal?
+- teacher tokens of the clips (with the tail): one clip at a time vs `Tokenizer.tokenize_training_wavs` (batched),
+  equal?
 
 Nothing of the world is changed; the models trained here are fresh and thrown away.
 """
@@ -36,10 +44,8 @@ from transformers.activations import NewGELUActivation
 
 from tortuner.audio.io import resample
 from tortuner.audio.mel import DVAE_SR, SAMPLES_PER_TOKEN, UNIVNET_SR, DvaeMel, UnivNetMel
-from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, speech_clips
-from tortuner.lab.world import WorldPaths
+from tortuner.lab.build import WorldBuilder, speech_clips
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.models.gpt_data import collate, gpt_losses, total_loss
@@ -49,14 +55,16 @@ from tortuner.models.tortoise import build_gpt
 from tortuner.training import autocast, set_dropout
 
 
-def _per_step(fn, steps: int, bf16: bool) -> float:
-    fn(2, bf16)  # warm-up (allocator, oneDNN kernels)
+def _per_step(fn, steps: int, bf16: bool, warmup: int) -> float:
+    if warmup:
+        fn(warmup, bf16)  # allocator, oneDNN kernels
     t = time.perf_counter()
     fn(steps, bf16)
     return (time.perf_counter() - t) / steps
 
 
-def _gpt_split(clips: list[train.WorldClip], by_speaker: dict[str, list[train.WorldClip]], s, steps: int) -> None:
+def _gpt_split(clips: list[train.WorldClip], by_speaker: dict[str, list[train.WorldClip]], s, steps: int,
+               warmup: int) -> None:
     """Share of the conditioning encoder in a GPT training step, float32 and bf16; the world's GPT against variants."""
     rng, mel = random.Random(0), DvaeMel()
     model = build_gpt(s.model_configs()["gpt"])
@@ -87,7 +95,7 @@ def _gpt_split(clips: list[train.WorldClip], by_speaker: dict[str, list[train.Wo
                 step(loss, opt)
         return run
 
-    row = {(name, bf16): _per_step(steps_of(fn), steps, bf16)
+    row = {(name, bf16): _per_step(steps_of(fn), steps, bf16, warmup)
            for name, fn in (("whole step", whole), ("conditioning encoder", conditioning)) for bf16 in (False, True)}
     # The world's GPT against variants: the stock 6-block conditioning encoder, transformers' `gelu_new` instead of
     # the fused GELU `build_gpt` installs, one conditioning clip per line instead of two, and the whole step under
@@ -105,31 +113,34 @@ def _gpt_split(clips: list[train.WorldClip], by_speaker: dict[str, list[train.Wo
                    "gelu_new": (variant(stock_gelu=True), False, 2), "1 cond clip": (variant(), False, 1),
                    "bf16": (variant(), True, 2)}
     opts = {n: torch.optim.AdamW(m.parameters(), 1e-4) for n, (m, _, _) in contestants.items()}
-    spent = dict.fromkeys(contestants, 0.0)
+    spent, untimed = dict.fromkeys(contestants, 0.0), min(warmup, 1)  # alternating: one batch warms up all
     for i, b in enumerate(batches):
         for n, (m, bf16, n_clips) in contestants.items():
             t = time.perf_counter()
             with autocast(bf16):
                 loss = total_loss(*gpt_losses(m, clips_of(b, n_clips)))
             step(loss, opts[n])
-            if i:  # the first step of each is warm-up
+            if i >= untimed:
                 spent[n] += time.perf_counter() - t
-    per = {n: t / (len(batches) - 1) for n, t in spent.items()}
+    per = {n: t / (len(batches) - untimed) for n, t in spent.items()}
     print(f"GPT step, contestants alternating: the world's ({s.gpt_cond_blocks} conditioning blocks, 2 conditioning "
           f"clips, fused GELU, float32) {per['world']:.4f} s; " + ", ".join(
               f"{n} {per[n]:.4f} s (world / {n} {per['world'] / per[n]:.2f}x)" for n in per if n != "world"))
-    print(f"GPT step (2 threads, pre-collated batches): whole {row['whole step', False]:.4f} s, conditioning encoder "
-          f"alone {row['conditioning encoder', False]:.4f} s ({row['conditioning encoder', False] / row['whole step', False]:.0%}); "
-          f"under bf16 {row['whole step', True]:.4f} s and {row['conditioning encoder', True]:.4f} s")
+    (whole, whole_bf16), (cond, cond_bf16) = ((row[name, False], row[name, True])
+                                              for name in ("whole step", "conditioning encoder"))
+    print(f"GPT step (2 threads, pre-collated batches): whole {whole:.4f} s, conditioning encoder alone {cond:.4f} s "
+          f"({cond / whole:.0%}); under bf16 {whole_bf16:.4f} s and {cond_bf16:.4f} s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("world")
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=40, help="steps per figure")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps before each figure; the GPT contestants, "
+                    "alternating, leave only their first batch untimed (none with --warmup 0)")
     ap.add_argument("--clips", type=int, default=300)
-    args = ap.parse_args()
-    builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(WorldPaths(args.world).state)["size"]))
+    args = ap.parse_args(argv)
+    builder = WorldBuilder.open(args.world)
     s, writer = builder.size, SummaryWriter(tempfile.mkdtemp())
     t = time.perf_counter()
     clips = builder.training_clips()
@@ -170,15 +181,16 @@ def main() -> None:
         for threads, bf16 in ((1, False), (2, False), (2, True)):
             torch.set_num_threads(threads)
             try:
-                row.append(_per_step(fn, args.steps, bf16))
+                row.append(_per_step(fn, args.steps, bf16, args.warmup))
             except RuntimeError as e:  # e.g. an op without a bfloat16 kernel
                 print(f"  ({name} under bf16 failed: {str(e).splitlines()[0][:80]})")
                 row.append(float("nan"))
-        print(f"{name:10s} {row[0]:10.4f} {row[1]:10.4f} {row[2]:11.4f}  {row[1] / row[0]:13.2f}  {row[2] / row[1]:10.2f}")
+        print(f"{name:10s} {row[0]:10.4f} {row[1]:10.4f} {row[2]:11.4f}  {row[1] / row[0]:13.2f}  "
+              f"{row[2] / row[1]:10.2f}")
 
     torch.set_num_threads(2)
     by_speaker = train.group_by_speaker(clips)
-    _gpt_split(clips, by_speaker, s, args.steps)
+    _gpt_split(clips, by_speaker, s, args.steps, args.warmup)
 
     sample = clips[: args.clips]
     mel = DvaeMel()

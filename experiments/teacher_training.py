@@ -1,6 +1,10 @@
 """How the lab teacher's training budget shapes its tokens: reconstruction, codebook use and token stability.
 
-    .venv/bin/python benchmarks/lab_teacher_training.py worlds/tiny --steps 500 2000 [--clips 24]
+Backs docs/lab.md, "What changed in this world", "A converged teacher" (the table of recon MSE, codes used,
+perplexity and tokens kept per teacher budget) and "Measured and not taken" ("A teacher of 2000 steps instead of
+3000": tokens survive audio less well, not taken).
+
+    .venv/bin/python experiments/teacher_training.py worlds/tiny --steps 500 2000 [--clips 24]
 
 Trains one fresh teacher per `--steps` value on the world's teacher speech, exactly as `lab build` does (same size,
 seed and recipe; nothing of the world is changed), and prints side by side, on held-out eval clips: reconstruction
@@ -23,25 +27,24 @@ from torch.utils.tensorboard import SummaryWriter
 from tortuner.audio.griffinlim import univnet_mel_to_wav
 from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, UnivNetMel
-from tortuner.files import read_json
 from tortuner.lab import train
-from tortuner.lab.build import BuildConfig, WorldBuilder, speech_clips
+from tortuner.lab.build import WorldBuilder, speech_clips
 from tortuner.lab.report import token_hits
-from tortuner.lab.world import WorldPaths, load_manifest
+from tortuner.lab.world import load_manifest
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.evaluate import usage
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("world")
     ap.add_argument("--steps", type=int, nargs="+", default=[500, 2000])
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    paths = WorldPaths(args.world)
-    builder = WorldBuilder(BuildConfig(out=args.world, size=read_json(paths.state)["size"]))
+    builder = WorldBuilder.open(args.world)
+    paths = builder.paths
     s, mel, umel = builder.size, builder.mel, UnivNetMel()
     clips = speech_clips(paths.teacher_speech, mel)
     held_out = [load_audio(r["audio"], DVAE_SR).numpy() for r in load_manifest(paths.eval)[: args.clips]]
