@@ -6,6 +6,9 @@ steps, oracle labels reach top-1 0.700 / top-5 0.986 on held-out speech, the 480
 
     .venv/bin/python experiments/oracle_labels.py --world worlds/tiny --run runs/tiny [--steps 500]
 
+`lab run` trains the same oracle at its preset's size and budget in every scoring (`oracle_agreement_top1` in
+report.json, tortuner.lab.oracle); this script puts it beside the synthetic-pairs student at equal steps.
+
 Separates the two things that can hold agreement down: the student/data budget (oracle low too) and the
 synthetic -> real gap with its noisy labels (oracle high, synthetic low). Scored on hidden/eval, top-1 agreement.
 Reads `RUN/synth` (`lab run`'s pairs).
@@ -17,12 +20,12 @@ import argparse
 
 import torch
 
+from tortuner.lab.oracle import teacher_labelled_speech
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import load_dvae
 from tortuner.recover.data import Augment, load_real, load_synth
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
 from tortuner.recover.evaluate import score_tokenizer
-from tortuner.synth.shards import Pair
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,11 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     w = WorldPaths(args.world)
     teacher = load_dvae(w.teacher).eval()
-    real = []
-    for c in load_real(w.teacher_speech) + load_real(w.public_speech):
-        n = c.mel.shape[1] // 4
-        if n >= 8:
-            real.append(Pair(c.mel[:, : 4 * n], teacher.tokenize(c.mel[None, :, : 4 * n])[0], {}))
+    real = teacher_labelled_speech(w, teacher)
     synth = load_synth(f"{args.run}/synth")
     ev = load_real(w.eval)
     cfg = DistillConfig(codebook_dim=32, hidden_dim=96, num_resnet_blocks=1)

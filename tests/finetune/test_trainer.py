@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from tortuner.cli import main
 from tortuner.files import read_jsonl
+from tortuner.models.checkpoints import load_tortoise_model
 from tortuner.models.tortoise import build_gpt, tiny_gpt_config
 from tortuner.training import param_groups
 
@@ -104,3 +105,20 @@ def test_weight_decay_only_on_weight_matrices():
     assert "gpt.h.0.attn.c_attn.weight" in decayed and "mel_head.weight" in decayed
     assert not any(n.endswith("bias") or "norm" in n or "ln_" in n or "embedding" in n for n in decayed)
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(gpt.parameters()))
+
+
+def test_soft_targets_train_a_stock_gpt_from_the_dvae_beliefs(tmp_path, espeak_dataset, tiny_dvae, tiny_models):
+    """`--soft-targets K`: the cache keeps each position's top-K codes beside the hard tokens (the argmax first),
+    training takes a different path from hard targets, and the export is still a stock `autoregressive.pth`."""
+    common = ("--max-steps", "2", "--val-every", "0", "--cache-dir", str(tmp_path / "cache"))
+    assert main(args(espeak_dataset, tiny_dvae, tiny_models, tmp_path / "hard", *common)) == 0
+    assert main(args(espeak_dataset, tiny_dvae, tiny_models, tmp_path / "soft", *common, "--soft-targets", "4",
+                     "--soft-temperature", "2.0")) == 0
+    rows = read_jsonl(next((tmp_path / "cache").glob("tokens-*-soft4.jsonl")))
+    assert rows and all(len(r["soft_codes"]) == len(r["tokens"]) for r in rows)
+    assert all(c[0] == t and len(c) == 4 for r in rows for c, t in zip(r["soft_codes"], r["tokens"]))
+    loss = {name: [r["loss"] for r in read_jsonl(tmp_path / name / "log.jsonl") if r["split"] == "train"]
+            for name in ("hard", "soft")}
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in loss.values()) and loss["hard"] != loss["soft"]
+    assert main(["export", str(tmp_path / "soft"), "--out", str(tmp_path / "autoregressive.pth")]) == 0
+    load_tortoise_model(tiny_models, "gpt", tmp_path / "autoregressive.pth")  # strict load into the stock class

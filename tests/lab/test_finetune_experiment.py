@@ -36,7 +36,7 @@ def test_teacher_tokens_give_ratio_one_and_fine_tuning_helps(world, tmp_path):
     shutil.copy(world.teacher, run / "dvae.pth")
     (run / "report.json").write_text(json.dumps({"agreement": 0.5, "outcome_wer_none": -1.0}))
     (run / "report.md").write_text("# Recovery report\n\nbody\n")
-    full = ("--levers", "guided", "--outcome-samples", "1")
+    full = ("--levers", "guided,soft", "--outcome-samples", "1")
     assert lab_finetune(world, run, *full) == 0
     r = json.loads((run / "report.json").read_text())
     assert r["agreement"] == 0.5  # the recovery's keys are kept
@@ -47,13 +47,21 @@ def test_teacher_tokens_give_ratio_one_and_fine_tuning_helps(world, tmp_path):
     # the guided arm: the same dVAE read with the GPT as a prior (tokens among its candidates, some moved)
     assert r["finetune_ratio_guided"] == pytest.approx(r["finetune_nll_recovered_guided"] / r["finetune_nll_oracle"], abs=1e-4)
     assert 0.3 < r["finetune"]["arms"]["recovered_guided"]["train_token_agreement"] < 1.0
+    # the soft arm: the teacher's own beliefs over its top codes, at the temperature that fits the run's pairs
+    assert r["finetune"]["arms"]["recovered_soft"]["soft_temperature"] > 0
+    assert r["finetune"]["arms"]["recovered_soft"]["train_token_agreement"] == 1.0
     val = r["finetune"]["val_clips"]
-    for arm in ("none", "teacher", "recovered", "recovered_guided"):
+    for arm in ("none", "teacher", "recovered", "recovered_guided", "recovered_soft"):
         assert r[f"outcome_generations_{arm}"] == val
         assert 0 <= r[f"outcome_stop_rate_{arm}"] <= 1 and -1 <= r[f"outcome_speaker_sim_{arm}"] <= 1
         assert r[f"outcome_wer_{arm}"] >= 0 and r[f"outcome_length_ratio_{arm}"] > 0
-    for measure in ("wer", "speaker_sim", "stop_rate", "length_ratio"):
+        assert 0 <= r[f"outcome_code_tv_{arm}"] <= 1
+    for measure in ("wer", "speaker_sim", "stop_rate", "length_ratio", "code_tv"):
         assert r[f"outcome_{measure}_recovered"] == r[f"outcome_{measure}_teacher"]
+        lo, hi = r["outcome_interval"][measure]
+        assert lo <= hi and r[f"outcome_separates_{measure}"] == (lo > 0 or hi < 0)
+        # credited only where the teacher's fine-tune moves the measure; identical tokens keep all of it
+        assert r[f"outcome_kept_{measure}"] == (1.0 if r[f"outcome_separates_{measure}"] else None)
     # Rerunning resumes (nothing to train) and replaces its report section instead of adding another.
     assert lab_finetune(world, run) == 0
     r = json.loads((run / "report.json").read_text())

@@ -100,6 +100,9 @@ def test_score_only_scores_against_the_hidden_half(world, recovered, tmp_path):
     assert rep["baseline_agreement_top1"] <= rep["baseline_matched_agreement_top1"] + 1e-9
     assert rep["nll_ratio"] == pytest.approx(rep["nll_recovered"] / rep["nll_teacher"])
     assert rep["stages"]["recon"]["agreement_top1"] == rep["proposal_agreement_top1"]
+    # the oracle student (teacher labels) is made in scoring only: the public-only recovery has none
+    assert not (recovered[0] / "oracle.pth").exists() and (run / "oracle.pth").is_file()
+    assert 0 <= rep["oracle_agreement_top1"] <= rep["oracle_agreement_top5"] <= 1
     for name in ("report.md", "agreement_vs_step.png", "agreement_vs_pairs.png", "example_tokens.png"):
         assert (run / name).stat().st_size > 0
 

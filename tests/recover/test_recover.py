@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tortuner.errors import TortunerError
 from tortuner.models.checkpoints import load_dvae, load_tortoise_model
 from tortuner.recover.baseline import BaselineConfig, matched_agreement, run_baseline
 from tortuner.recover.data import load_real
 from tortuner.recover.decoder import DecoderConfig, run_decoder
 from tortuner.recover.distill import DistillConfig, run_distill
 from tortuner.recover.evaluate import EvalConfig, run_eval, score_tokenizer
-from tortuner.recover.pseudo import pseudo_label
+from tortuner.recover.pseudo import pseudo_pairs
 from tortuner.recover.recon import ReconConfig, run_recon
 
 SMALL = dict(codebook_dim=8, hidden_dim=32, num_resnet_blocks=1)
@@ -43,6 +44,18 @@ def test_pipeline(rec_env, tmp_path):
     assert torch.equal(rec.codebook.embed, dec.codebook.embed)  # frozen codebook: tokens keep their meaning
     assert 0 <= r["drift"] <= 1
 
+    # self-training (the lab's improved stage): only the encoder learns, the decoder is left as it was
+    r = run_recon(ReconConfig(speech=str(env["speech"]), synth=str(env["synth"]), dvae=str(tmp_path / "dec.pth"),
+                              out=str(tmp_path / "s.pth"), steps=10, batch=8, recon_weight=0.0, anchor_weight=1.0,
+                              pseudo_weight=1.0, pseudo_rounds=2, models=str(env["models"])))
+    st = load_dvae(tmp_path / "s.pth")
+    assert {"pseudo_changed_round0", "pseudo_changed_round1"} <= set(r) and "recon_mse_final" not in r
+    assert all(torch.equal(v, dec.state_dict()[k]) for k, v in st.state_dict().items() if k.startswith("decoder"))
+    assert any(not torch.equal(v, dec.state_dict()[k]) for k, v in st.state_dict().items() if k.startswith("encoder"))
+    with pytest.raises(TortunerError, match="nothing to train"):
+        run_recon(ReconConfig(speech=str(env["speech"]), synth=str(env["synth"]), dvae=str(tmp_path / "dec.pth"),
+                              out=str(tmp_path / "x.pth"), recon_weight=0.0, anchor_weight=0.0))
+
     out = run_eval(EvalConfig(speech=str(env["speech"]), dvae=str(tmp_path / "r.pth"), reference=str(env["teacher"]),
                               models=str(env["models"])))
     assert 0 <= out["agreement_top1"] <= out["agreement_top5"] <= 1 and out["nll_ratio"] > 0
@@ -70,16 +83,16 @@ def test_baseline_and_hungarian(rec_env, tmp_path):
     assert matched_agreement(perm, teacher, clips)["matched_agreement_top1"] == 1.0
 
 
-def test_pseudo_label_uses_the_gpt(rec_env):
+def test_pseudo_labels_use_the_gpt_among_the_encoder_candidates(rec_env):
     teacher = load_dvae(rec_env["teacher"])
     gpt = load_tortoise_model(rec_env["models"], "gpt").eval()
     for p in gpt.parameters():
         p.data.mul_(3.0)  # a random GPT with opinions
-    clip = load_real(rec_env["speech"])[0]
-    cond = torch.randn(2, 80, 100)
-    tok0, ch0 = pseudo_label(teacher, gpt, clip, cond, lam=0.0, k=5)
-    assert ch0 == 0 and torch.equal(tok0, teacher.tokenize(clip.mel[None, :, : tok0.numel() * 4])[0])
-    tok, ch = pseudo_label(teacher, gpt, clip, cond, lam=100.0, k=5)
-    assert ch > 0 and tok.numel() == tok0.numel()
-    top5 = teacher.logits(clip.mel[None, :, : 4 * tok.numel()])[0].topk(5, -1).indices
-    assert (top5 == tok[:, None]).any(-1).all()  # only the encoder's candidates are ever chosen
+    clips = [c for c in load_real(rec_env["speech"]) if c.text][:3]
+    plain, ch0 = pseudo_pairs(teacher, gpt, clips, 4410, lam=0.0, k=5)
+    assert ch0 == 0 and all(torch.equal(p.tokens, teacher.tokenize(p.mel[None])[0]) for p in plain)
+    guided, ch = pseudo_pairs(teacher, gpt, clips, 4410, lam=100.0, k=5)
+    assert ch > 0 and [p.tokens.numel() for p in guided] == [p.tokens.numel() for p in plain]
+    for p in guided:
+        top5 = teacher.logits(p.mel[None])[0].topk(5, -1).indices
+        assert (top5 == p.tokens[:, None]).any(-1).all()  # only the encoder's candidates are ever chosen

@@ -38,6 +38,7 @@ class DatasetClip:
     text: str
     speaker: str = "default"
     tokens: torch.Tensor | None = None  # (N,) dVAE codes of the clip + one frame-block of trailing silence
+    soft: tuple[torch.Tensor, torch.Tensor] | None = None  # (N, K) the dVAE's top-K codes, (N, K) their log-probs
     samples: int = 0                     # length at 22.05 kHz
 
 
@@ -112,19 +113,21 @@ class LimitReport:
 
 def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: str | Path, device: str = "cpu",
                   max_samples: int = MAX_WAV_SAMPLES, max_text_tokens: int = MAX_TEXT_TOKENS,
-                  report: LimitReport | None = None, guide: Guide | None = None) -> list[DatasetClip]:
+                  report: LimitReport | None = None, guide: Guide | None = None,
+                  soft_k: int = 0) -> list[DatasetClip]:
     """Give every clip its cached tokens (tokenizing what is missing or changed); returns the clips within limits.
 
     The cache is `cache_dir/tokens-<dvae sha256[:16]>[-<guide key>].jsonl` with rows {audio, sha1, samples, tokens};
     it is rewritten atomically at least every 30 s while tokenizing, so an interrupted run keeps most of what it did.
     With a `guide`, tokens are read with the GPT as a prior (`finetune.guide`), conditioned on other clips of the
-    same speaker among `clips`.
+    same speaker among `clips`. With `soft_k`, every clip also gets the dVAE's top-`soft_k` codes and log-probabilities
+    at each position (`DatasetClip.soft`: soft targets), cached alongside.
     """
     from tortuner.models.checkpoints import load_dvae
     from tortuner.models.tokenizer import Tokenizer
 
     report = report if report is not None else LimitReport()
-    suffix = f"-{guide.key()}" if guide is not None else ""
+    suffix = (f"-{guide.key()}" if guide is not None else "") + (f"-soft{soft_k}" if soft_k else "")
     cache_path = Path(cache_dir) / f"tokens-{sha_file(Path(dvae_path), 'sha256')[:16]}{suffix}.jsonl"
     cache = {r["audio"]: r for r in read_jsonl(cache_path)} if cache_path.is_file() else {}
     kept, todo = [], []
@@ -139,6 +142,8 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
         row = cache.get(key)
         if row is not None and row["sha1"] == digest:
             c.tokens, c.samples = torch.tensor(row["tokens"], dtype=torch.long), int(row["samples"])
+            if soft_k:
+                c.soft = torch.tensor(row["soft_codes"], dtype=torch.long), torch.tensor(row["soft_logp"])
         else:
             todo.append((c, key, digest))
         kept.append(c)
@@ -158,6 +163,7 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
                     continue
                 batch.append((c, key, digest))
                 wavs.append(wav)
+            logprobs = tokenizer.training_logprobs(wavs) if wavs and (guide or soft_k) else []
             if not wavs:
                 tokens = []
             elif guide is None:
@@ -165,10 +171,14 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
             else:
                 cs = [c for c, _, _ in batch]
                 tokens = guide.tokens([c.audio for c in cs], [c.text for c in cs], [c.speaker for c in cs],
-                                      tokenizer.training_logprobs(wavs), voices)
-            for (c, key, digest), wav, tok in zip(batch, wavs, tokens):
+                                      logprobs, voices)
+            for j, ((c, key, digest), wav, tok) in enumerate(zip(batch, wavs, tokens)):
                 c.tokens, c.samples = tok, wav.numel()
                 cache[key] = {"audio": key, "sha1": digest, "samples": wav.numel(), "tokens": tok.tolist()}
+                if soft_k:
+                    top = logprobs[j].topk(min(soft_k, logprobs[j].shape[1]), -1)
+                    c.soft = top.indices, top.values.round(decimals=4)
+                    cache[key].update(soft_codes=c.soft[0].tolist(), soft_logp=c.soft[1].tolist())
             if time.monotonic() - last_write > 30 or start + step >= len(todo):  # bounded rewrite cost
                 write_jsonl(cache_path, list(cache.values()))
                 last_write = time.monotonic()
@@ -214,7 +224,7 @@ class ExampleSource:
     """
 
     def __init__(self, clips: list[DatasetClip], cond_pool: list[DatasetClip] | None = None, num_cond: int = 2,
-                 cond_samples: int = COND_SAMPLES):
+                 cond_samples: int = COND_SAMPLES, soft_temperature: float = 0.0):
         if any(c.tokens is None for c in clips):
             raise ValueError("every clip needs tokens")
         self.clips = clips
@@ -226,6 +236,7 @@ class ExampleSource:
             if c.audio not in self.by_speaker[c.speaker]:
                 self.by_speaker[c.speaker].append(c.audio)
         self.mel = DvaeMel()
+        self.soft_temperature = soft_temperature  # > 0: examples carry the clips' soft targets at this temperature
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -236,7 +247,11 @@ class ExampleSource:
         picks = [others[rng.randrange(len(others))] for _ in range(self.num_cond)] if len(others) < self.num_cond \
             else rng.sample(others, self.num_cond)
         conds = torch.stack([crop_or_pad(_load(str(p)), self.cond_samples, rng) for p in picks])
-        return GPTExample(text=encode_text(c.text), codes=c.tokens, wav_length=c.samples, cond_mels=self.mel(conds))
+        soft = None
+        if self.soft_temperature > 0 and c.soft is not None:
+            soft = c.soft[0], (c.soft[1] / self.soft_temperature).softmax(-1)
+        return GPTExample(text=encode_text(c.text), codes=c.tokens, wav_length=c.samples, cond_mels=self.mel(conds),
+                          soft=soft)
 
 
 def example_rng(seed: int, epoch: int, index: int) -> random.Random:

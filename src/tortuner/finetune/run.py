@@ -45,6 +45,9 @@ class FinetuneConfig(TrainConfig):
     guide_k: int = arg(5, "--guided-tokens: candidate codes per position (the dVAE's top-k)")
     guide_beams: int = arg(4, "--guided-tokens: beam width")
     guide_lambda: float = arg(1.0, "--guided-tokens: weight of the GPT's log-probability against the dVAE's")
+    soft_targets: int = arg(0, "train on the dVAE's belief over its top-K codes at each position instead of its one "
+                               "code (K, e.g. 20; 0 = off): the inputs stay the codes, the export a stock GPT")
+    soft_temperature: float = arg(1.0, "--soft-targets: softmax temperature of the dVAE's code log-probabilities")
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
@@ -68,7 +71,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     gpt = load_tortoise_model(cfg.models, "gpt", cfg.gpt)
     guide = Guide(gpt.to(device).eval(), sha_file(gpt_file, "sha256")[:12], cfg.cond_samples, cfg.num_cond,
                   cfg.guide_k, cfg.guide_beams, cfg.guide_lambda) if cfg.guided_tokens else None
-    train = attach_tokens(train, cfg.dvae, cache, device, max_samples, max_text, report, guide)
+    train = attach_tokens(train, cfg.dvae, cache, device, max_samples, max_text, report, guide, cfg.soft_targets)
     val = attach_tokens(val, cfg.dvae, cache, device, max_samples, max_text, report, guide)
     gpt = gpt.cpu()
     out = Path(cfg.out)
@@ -80,7 +83,9 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         print("finetune: no val.txt clips: validation loss and samples are off")
     meta = {"dvae_sha256": sha_file(Path(cfg.dvae), "sha256"),
             "data": {"dir": str(data.resolve()), "train": describe(train), "val": describe(val)}}
-    return train_gpt(cfg, gpt, gpt_cfg, ExampleSource(train, num_cond=cfg.num_cond, cond_samples=cfg.cond_samples),
+    soft_t = cfg.soft_temperature if cfg.soft_targets else 0.0
+    return train_gpt(cfg, gpt, gpt_cfg, ExampleSource(train, num_cond=cfg.num_cond, cond_samples=cfg.cond_samples,
+                                                      soft_temperature=soft_t),
                      ExampleSource(val, cond_pool=train + val, num_cond=cfg.num_cond, cond_samples=cfg.cond_samples)
                      if val else None, out, meta)
 

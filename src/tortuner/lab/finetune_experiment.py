@@ -38,10 +38,18 @@ from tortuner.finetune.trainer import TrainConfig, train_gpt
 from tortuner.finetune.validate import validate
 from tortuner.lab.finetune_report import write_markdown, write_plot
 from tortuner.lab.world import WorldPaths
-from tortuner.models.checkpoints import MODEL_FILES, cond_samples_of, load_renderer, load_tortoise_model, model_configs
+from tortuner.models.checkpoints import (
+    MODEL_FILES,
+    cond_samples_of,
+    load_dvae,
+    load_renderer,
+    load_tortoise_model,
+    model_configs,
+)
 
 TARGET_RATIO = 1.03
-LEVERS = ("guided",)
+LEVERS = ("guided", "soft")
+SOFT_K = 20  # the soft-target lever's candidates per position
 
 
 @dataclass
@@ -52,8 +60,10 @@ class LabFinetuneConfig:
     batch_size: int = arg(8, "clips per micro-batch per process")
     lr: float = arg(1e-4, "peak AdamW learning rate")
     warmup_steps: int = arg(10, "linear warmup steps")
-    levers: str = arg("guided", "comma-separated levers, each fine-tuned as one more recovered-token arm: guided "
-                                "(GPT-guided tokens, `finetune --guided-tokens`); '' = none")
+    levers: str = arg("guided,soft", "comma-separated levers, each fine-tuned as one more recovered-token arm: "
+                                     "guided (GPT-guided tokens, `finetune --guided-tokens`), soft (soft targets over "
+                                     "the dVAE's top-20 codes, `finetune --soft-targets 20`, at the temperature that "
+                                     "fits the run's synthetic pairs); '' = none")
     outcome_samples: int = arg(3, "generations per held-out text for the outcome measures (0 = skip them)")
     seed: int = arg(0, "training seed (every arm)")
     threads: int = arg(0, "torch threads (0 = torch's default)")
@@ -67,6 +77,7 @@ class Arm:
     name: str              # report keys: finetune_nll_<name>, outcome_<measure>_<name>
     dvae: Path
     guide: Guide | None = None
+    soft_temperature: float = 0.0  # > 0: soft targets over the dVAE's top-SOFT_K codes at this temperature
 
 
 def _score(gpt: torch.nn.Module, batches: list[dict]) -> float:
@@ -97,6 +108,14 @@ def _arms(cfg: LabFinetuneConfig, world: WorldPaths, run: Path, cond: int) -> li
         gpt = load_tortoise_model(world.models, "gpt").eval()
         name = sha_file(world.models / MODEL_FILES["gpt"], "sha256")[:12]
         arms.append(Arm("recovered_guided", run / "dvae.pth", Guide(gpt, name, cond)))
+    if "soft" in levers:
+        from tortuner.recover.data import load_synth
+        from tortuner.recover.evaluate import fit_temperature
+
+        # fitted on the run's synthetic pairs (public data); 1 when the run has none (a hand-made run folder)
+        synth = run / "synth"
+        temperature = fit_temperature(load_dvae(run / "dvae.pth"), load_synth(synth)) if synth.is_dir() else 1.0
+        arms.append(Arm("recovered_soft", run / "dvae.pth", soft_temperature=temperature))
     return arms
 
 
@@ -115,7 +134,8 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
 
     def tokens(clips: list[DatasetClip], arm: Arm) -> list[DatasetClip]:  # fresh clip objects per tokenizer
         fresh = [DatasetClip(c.audio, c.text, c.speaker) for c in clips]
-        return attach_tokens(fresh, arm.dvae, cache, "cpu", max_samples, max_text, limits, arm.guide)
+        return attach_tokens(fresh, arm.dvae, cache, "cpu", max_samples, max_text, limits, arm.guide,
+                             SOFT_K if arm.soft_temperature else 0)
 
     arms = _arms(cfg, world, run, cond)
     # Validation is always on the teacher's tokens: that is what is scored.
@@ -138,7 +158,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
         clips = train[arm.name]
         print(f"lab finetune: {arm.name} tokens, {len(clips)} clips, {cfg.steps} steps")
         # Conditioning comes from the same audio in every arm; only the training tokens differ.
-        src = ExampleSource(clips, cond_pool=pool, cond_samples=cond)
+        src = ExampleSource(clips, cond_pool=pool, cond_samples=cond, soft_temperature=arm.soft_temperature)
         final = train_gpt(tcfg, load_tortoise_model(world.models, "gpt"), gcfg, src, val_src, out / arm.name,
                           {"dvae_sha256": sha_file(arm.dvae, "sha256"), "guide": arm.guide.key() if arm.guide else None,
                            "data": {"dir": str(world.newvoice), "clips": len(clips)}})
@@ -166,11 +186,12 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
         "train_clips": len(train["oracle"]), "val_clips": len(teacher_val), "val_codes": val_codes,
         "train_token_agreement": agreement("recovered"),
         "arms": {arm.name: {"train_token_agreement": agreement(arm.name), "final_train_loss": train_loss[arm.name],
-                            "guide": arm.guide.key() if arm.guide else None} for arm in arms},
+                            "guide": arm.guide.key() if arm.guide else None,
+                            "soft_temperature": arm.soft_temperature or None} for arm in arms},
         "dvae_sha256": sha_file(run / "dvae.pth", "sha256"),  # `lab run` re-scoring keeps this only if unchanged
         "config": asdict(cfg)}
     if cfg.outcome_samples > 0:
-        result.update(_outcomes(world, gpts, val_clips, train_clips, cond, cfg))
+        result.update(_outcomes(world, gpts, teacher_val, train_clips, cond, gcfg.num_codes, cfg))
     report_path = run / "report.json"
     report = read_json(report_path) if report_path.is_file() else {}
     report = {k: v for k, v in report.items() if not k.startswith(("finetune", "outcome_"))}  # no stale figures
@@ -182,20 +203,30 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
 
 
 def _outcomes(world: WorldPaths, gpts: dict[str, torch.nn.Module], val: list[DatasetClip],
-              train: list[DatasetClip], cond: int, cfg: LabFinetuneConfig) -> dict[str, Any]:
-    """outcome_<measure>_<none|teacher|recovered|...> and outcome_kept_<measure> (share of the teacher's gain)."""
-    from tortuner.lab.outcome import MEASURES, OutcomeScorer, Utterance, gain_kept
+              train: list[DatasetClip], cond: int, num_codes: int, cfg: LabFinetuneConfig) -> dict[str, Any]:
+    """outcome_<measure>_<none|teacher|recovered|...>; per measure, whether fine-tuning on the teacher's tokens moves
+    it at all (outcome_separates_<measure>, with the bootstrap interval under finetune.outcome_interval) and, where it
+    does, outcome_kept_<measure>: the share of the teacher's gain the recovered tokens keep. `val` carries the
+    teacher's tokens."""
+    from tortuner.lab.outcome import MEASURES, OutcomeScorer, Utterance, aggregate, gain_kept, separation
 
-    scorer = OutcomeScorer(load_renderer(world.models), [Utterance(c.text, load_clip_audio(c)) for c in val],
-                           [load_clip_audio(c) for c in train], cond, cfg.outcome_samples, cfg.seed)
+    held_out = [Utterance(c.text, load_clip_audio(c), c.tokens) for c in val]
+    scorer = OutcomeScorer(load_renderer(world.models), held_out, [load_clip_audio(c) for c in train], cond,
+                           num_codes, cfg.outcome_samples, cfg.seed)
     names = {"base": "none", "oracle": "teacher"}
     out: dict[str, Any] = {}
+    stats = {}
     for name, gpt in gpts.items():
         print(f"lab finetune: outcome of {names.get(name, name)}")
-        for measure, value in scorer.score(gpt).items():
+        stats[names.get(name, name)] = scorer.score(gpt)
+        for measure, value in aggregate(stats[names.get(name, name)], scorer.code_distribution).items():
             out[f"outcome_{measure}_{names.get(name, name)}"] = round(value, 4)
+    interval = separation(stats["none"], stats["teacher"], scorer.code_distribution, seed=cfg.seed)
     for measure in MEASURES:
+        lo, hi = interval[measure]
+        out[f"outcome_separates_{measure}"] = bool(lo > 0 or hi < 0)
         kept = gain_kept(out[f"outcome_{measure}_none"], out[f"outcome_{measure}_teacher"],
                          out[f"outcome_{measure}_recovered"])
-        out[f"outcome_kept_{measure}"] = None if kept is None else round(kept, 3)
+        out[f"outcome_kept_{measure}"] = round(kept, 3) if kept is not None and (lo > 0 or hi < 0) else None
+    out["outcome_interval"] = {m: [round(lo, 4), round(hi, 4)] for m, (lo, hi) in interval.items()}
     return out

@@ -14,7 +14,8 @@ MD_START, MD_END = "<!-- finetune:start -->", "<!-- finetune:end -->"
 ROWS = (("base", "none", "no fine-tune"), ("oracle", "teacher", "fine-tuned on the teacher's tokens (oracle)"),
         ("recovered", "recovered", "fine-tuned on recovered tokens"))
 OUTCOME_COLUMNS = (("wer", "WER", "{:.3f}"), ("speaker_sim", "speaker sim.", "{:.3f}"),
-                   ("stop_rate", "stops", "{:.2f}"), ("length_ratio", "length / real", "{:.2f}"))
+                   ("stop_rate", "stops", "{:.2f}"), ("length_ratio", "length / real", "{:.2f}"),
+                   ("code_tv", "code TV", "{:.3f}"))
 
 
 def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -28,6 +29,10 @@ def _cell(r: dict[str, Any], key: str, fmt: str) -> str:
     return "–" if v is None else fmt.format(v)
 
 
+def _yes_no(v: bool | None) -> str:
+    return "–" if v is None else ("yes" if v else "**no**")
+
+
 def section(r: dict[str, Any]) -> str:
     """The markdown between MD_START and MD_END; `r` holds the `finetune*` (and `outcome_*`) keys."""
     f = r["finetune"]
@@ -38,7 +43,9 @@ def section(r: dict[str, Any]) -> str:
              f"held-out clips ({f['val_codes']} codes) by the NLL of the hidden teacher's tokens"
              + (", and by its own generations of the held-out texts rendered through the public renderer (word error "
                 "rate of pocketsphinx, speaker similarity to the real clips, share that stop by themselves, length "
-                "against the real clip)." if outcome else "."), "",
+                "against the real clip, total-variation distance of the generated codes' histogram to the voice's "
+                "teacher codes). A measure the teacher's fine-tune does not move is no outcome measure on this world: "
+                "no share is credited on it." if outcome else "."), "",
              head, "|---|---|" + ("---|" * len(OUTCOME_COLUMNS) if outcome else "")]
     for nll_key, out_key, label in _rows(r):
         row = f"| {label} | {_cell(r, f'finetune_nll_{nll_key}', '{:.4f}')} |"
@@ -46,6 +53,8 @@ def section(r: dict[str, Any]) -> str:
             row += "".join(f" {_cell(r, f'outcome_{m}_{out_key}', fmt)} |" for m, _, fmt in OUTCOME_COLUMNS)
         lines.append(row)
     if outcome:
+        lines.append("| does the teacher's fine-tune move it? (90 % bootstrap over texts) | – |"
+                     + "".join(f" {_yes_no(r.get(f'outcome_separates_{m}'))} |" for m, _, _ in OUTCOME_COLUMNS))
         lines.append("| share of the teacher's gain kept by recovered tokens | "
                      f"{_cell(r, 'finetune_kept', '{:.2f}')} |"
                      + "".join(f" {_cell(r, f'outcome_kept_{m}', '{:.2f}')} |" for m, _, _ in OUTCOME_COLUMNS))

@@ -24,6 +24,8 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
             ax.plot(xs, ys, marker="o", label="distill (held-out top-1)")
         ax.axhline(rep["agreement_top1"], color="g", ls="--", label="final top-1")
         ax.axhline(rep["baseline_matched_agreement_top1"], color="r", ls=":", label="baseline (matched)")
+        if "oracle_agreement_top1" in rep:
+            ax.axhline(rep["oracle_agreement_top1"], color="k", ls="-.", label="oracle student (teacher labels)")
         ax.set_xlabel("distill step"), ax.set_ylabel("agreement with teacher"), ax.legend(), ax.set_ylim(0, 1)
 
     pairs = rep.get("ablation", {}).get("pairs", [])
@@ -59,7 +61,7 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         f"| hidden teacher | 1 | 1 | {rep['nll_teacher']:.3f} | 1 | {rep['recon_l1_teacher']:.3f} |",
     ]
     for name, label in (("distill", "distill"), ("decoder", "+ decoder pre-train"), ("recon", "+ recon (the proposal)"),
-                        ("improved", "+ GPT-guided pseudo-labels (tortuner)")):
+                        ("improved", "decoder + self-training on GPT-guided labels (tortuner)")):
         m = s[name]
         lines.append(f"| {label} | {m['agreement_top1']:.3f} | {m['agreement_top5']:.3f} | {m['nll']:.3f} | "
                      f"{m['nll_ratio']:.3f} | {m['recon_l1']:.3f} |")
@@ -68,7 +70,9 @@ def write_report(out: Path, rep: dict, clip: RealClip, teacher: DiscreteVAE, rec
         f"**{rep['agreement_top1']:.3f}** | {rep['agreement_top5']:.3f} | {rep['nll_recovered']:.3f} | "
         f"**{rep['nll_ratio']:.3f}** | {rep['recon_l1_recovered']:.3f} |",
         f"| fresh VQ-VAE baseline | {rep['baseline_agreement_top1']:.3f} (matched: "
-        f"{rep['baseline_matched_agreement_top1']:.3f}) | – | – | {rep['baseline_nll_ratio']:.3f} | – |", "",
+        f"{rep['baseline_matched_agreement_top1']:.3f}) | – | – | {rep['baseline_nll_ratio']:.3f} | – |",
+        f"| oracle student (the same student on real speech with the teacher's labels; hidden, a ceiling) | "
+        f"{_num(rep.get('oracle_agreement_top1'))} | {_num(rep.get('oracle_agreement_top5'))} | – | – | – |", "",
         f"Chance top-1: {rep['chance_top1']:.4f}. Drift of recon: {_num(s['recon'].get('drift'))}, improved: "
         f"{_num(s['improved'].get('drift'))}.", "",
         "![agreement vs step](agreement_vs_step.png)", "", "![agreement vs pairs](agreement_vs_pairs.png)", "",

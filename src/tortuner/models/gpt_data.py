@@ -57,6 +57,7 @@ class GPTExample:
     codes: torch.Tensor       # (N,) dVAE tokens of the clip
     wav_length: int           # clip length in samples at 22.05 kHz
     cond_mels: torch.Tensor   # (k, 80, T) conditioning mels from the same speaker
+    soft: tuple[torch.Tensor, torch.Tensor] | None = None  # optional soft targets: (N, K) codes, (N, K) probabilities
 
 
 def collate(examples: list[GPTExample], stop_token: int) -> dict[str, torch.Tensor]:
@@ -74,7 +75,7 @@ def collate(examples: list[GPTExample], stop_token: int) -> dict[str, torch.Tens
     for i, e in enumerate(examples):
         text[i, : e.text.numel()] = e.text
         codes[i, : e.codes.numel()] = e.codes
-    return {
+    batch = {
         "text": text,
         "text_lengths": torch.tensor([e.text.numel() for e in examples]),
         "codes": codes,
@@ -82,13 +83,52 @@ def collate(examples: list[GPTExample], stop_token: int) -> dict[str, torch.Tens
         "wav_lengths": torch.tensor([e.wav_length for e in examples]),
         "cond_mels": torch.stack([e.cond_mels for e in examples]),
     }
+    if any(e.soft is not None for e in examples):
+        k = max(e.soft[0].shape[1] for e in examples if e.soft is not None)
+        batch["soft_codes"] = torch.zeros(b, n, k, dtype=torch.long)
+        batch["soft_probs"] = torch.zeros(b, n, k)  # all zero where an example has none: hard targets there
+        for i, e in enumerate(examples):
+            if e.soft is not None:
+                m, kk = e.soft[0].shape
+                batch["soft_codes"][i, :m, :kk], batch["soft_probs"][i, :m, :kk] = e.soft
+    return batch
 
 
 def gpt_losses(gpt: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(text CE, mel CE) of the stock UnifiedVoice on a collated batch (teacher forcing)."""
+    """(text CE, mel CE) of the stock UnifiedVoice on a collated batch (teacher forcing); with soft targets in the
+    batch, the mel CE of every code position is taken against them instead of the hard code (`soft_mel_loss`)."""
     conds = gpt.get_conditioning(batch["cond_mels"])
-    loss_text, loss_mel, _ = gpt(conds, batch["text"], batch["text_lengths"], batch["codes"], batch["wav_lengths"])
+    loss_text, loss_mel, logits = gpt(conds, batch["text"], batch["text_lengths"], batch["codes"],
+                                      batch["wav_lengths"])
+    if "soft_codes" in batch:
+        loss_mel = soft_mel_loss(gpt, logits, batch)
     return loss_text, loss_mel
+
+
+def mel_targets(gpt: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, L + 2) the stock forward's mel targets: codes clipped to the longest clip, stop-padded past each clip's
+    end + 1 (`set_mel_padding`), then a stop (as `UnifiedVoice.forward` builds them; a test compares the losses)."""
+    codes = batch["codes"][:, : int(batch["wav_lengths"].max()) // gpt.mel_length_compression].clone()
+    codes = gpt.set_mel_padding(codes, batch["wav_lengths"])
+    return F.pad(F.pad(codes, (0, 1), value=gpt.stop_mel_token), (0, 1), value=gpt.stop_mel_token)
+
+
+def soft_mel_loss(gpt: nn.Module, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean mel CE over the stock forward's positions, where a code position with soft targets contributes
+    -sum_k p_k log q(c_k) (a tokenizer's belief over its top-K codes) and every other position its hard CE.
+
+    logits (B, V, L + 2) from the stock forward; batch["soft_codes"] / ["soft_probs"] (B, N, K), zero probability
+    rows = no soft target there. The inputs stay the hard codes: only what the GPT is asked to predict changes.
+    """
+    logp = logits.float().log_softmax(1)                              # (B, V, L + 2)
+    targets = mel_targets(gpt, batch)
+    loss = -logp.gather(1, targets[:, None, :])[:, 0]                 # hard CE per position (B, L + 2)
+    n = min(batch["soft_codes"].shape[1], loss.shape[1])
+    codes, probs = batch["soft_codes"][:, :n], batch["soft_probs"][:, :n]
+    soft = -(logp[:, :, :n].transpose(1, 2).gather(2, codes) * probs).sum(-1)   # (B, n)
+    use = (probs.sum(-1) > 0) & (targets[:, :n] != gpt.stop_mel_token)
+    loss = torch.cat([torch.where(use, soft, loss[:, :n]), loss[:, n:]], 1)
+    return loss.mean()
 
 
 def total_loss(loss_text: torch.Tensor, loss_mel: torch.Tensor) -> torch.Tensor:

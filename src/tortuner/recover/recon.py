@@ -19,6 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from tortuner.config_args import arg
+from tortuner.errors import TortunerError
 from tortuner.files import write_json
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
@@ -45,7 +46,7 @@ class ReconConfig:
     models: str = arg("", "public models folder (the GPT of the pseudo-labels)")
     pseudo_lambda: float = arg(1.0, "weight of the GPT's log-probability against the encoder's")
     pseudo_k: int = arg(5, "candidate codes per position (the encoder's top k)")
-    pseudo_iters: int = arg(3, "relabelling iterations per clip")
+    pseudo_beams: int = arg(4, "beam width of the pseudo-label search")
     pseudo_rounds: int = arg(1, "relabel with the improved encoder this many times (steps split evenly)")
     match_bands: bool = arg(False, "moment-match the anchor's synthetic mels to the real speech (see recover.data)")
     anchor_decay: float = arg(1.0, "anchor weight x this after every round (synthetic labels are noisy: trust fades)")
@@ -62,6 +63,9 @@ def tokens_of(model, mels: list[torch.Tensor]) -> list[torch.Tensor]:
 def run_recon(cfg: ReconConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.recon_weight <= 0 and cfg.anchor_weight <= 0 and cfg.pseudo_weight <= 0:
+        raise TortunerError("recover recon: --recon-weight, --anchor-weight and --pseudo-weight are all 0: nothing "
+                            "to train")
     torch.manual_seed(cfg.seed)
     model = load_dvae(cfg.dvae)
     real = load_real(cfg.speech)
@@ -83,17 +87,19 @@ def run_recon(cfg: ReconConfig) -> dict:
         pseudo = []
         if gpt is not None:
             pseudo, changed = pseudo_pairs(model.eval(), gpt, real, cond_samples, cfg.pseudo_lambda, cfg.pseudo_k,
-                                           cfg.pseudo_iters, cfg.seed + rnd)
+                                           cfg.pseudo_beams, cfg.seed + rnd)
             summary[f"pseudo_changed_round{rnd}"] = changed
         steps = cfg.steps // rounds
         log = ScalarLog(writer, "recon", offset=step_total)
         model.train()
         for step in tqdm(range(steps), desc=f"recon {rnd}", leave=False):
-            x = mel_batch(mels, cfg.batch, cfg.crop_frames, rng)
-            recon, commit, _ = model(x, update_codebook=False)
-            rec_loss = F.mse_loss(recon, x) + cfg.commitment_weight * commit
-            rec = rec_loss.item()
-            loss = cfg.recon_weight * rec_loss
+            loss = torch.zeros(())
+            if cfg.recon_weight > 0:  # 0: pure self-training, the decoder stays as it is
+                x = mel_batch(mels, cfg.batch, cfg.crop_frames, rng)
+                recon, commit, _ = model(x, update_codebook=False)
+                rec_loss = F.mse_loss(recon, x) + cfg.commitment_weight * commit
+                rec = rec_loss.item()
+                loss = cfg.recon_weight * rec_loss
             if pairs:
                 m, t = pair_batch(pairs, cfg.batch, cfg.crop_frames // 4, rng)
                 loss = loss + cfg.anchor_weight * cfg.anchor_decay**rnd * tr.loss(aug(m, g), t)[0]
@@ -101,13 +107,14 @@ def run_recon(cfg: ReconConfig) -> dict:
                 m, t = pair_batch(pseudo, cfg.batch, cfg.crop_frames // 4, rng)
                 loss = loss + cfg.pseudo_weight * tr.loss(m, t)[0]
             tr.step(loss, step / max(1, steps))
-            log(step, mse=rec)
+            log(step, loss=loss.item(), **({"mse": rec} if cfg.recon_weight > 0 else {}))
             step_total += 1
     model.eval()
     after = tokens_of(model, mels)
     total = sum(b.numel() for b in before)
     summary["drift"] = float(sum(int((a != b).sum()) for a, b in zip(after, before)) / max(1, total))
-    summary["recon_mse_final"] = rec
+    if cfg.recon_weight > 0:
+        summary["recon_mse_final"] = rec
     save_dvae(model, cfg.out)
     write_json(Path(cfg.out).with_suffix(".json"), summary)
     writer.close()
