@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     except TortunerError as e:
         print(f"tortuner: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only or missing output folder: the file and the problem, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"tortuner: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("tortuner: interrupted (finished outputs are kept; rerun to resume)", file=sys.stderr)
         return 130

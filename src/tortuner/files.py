@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,14 +26,21 @@ from tortuner.errors import TortunerError
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # read-only or full file system: name the output, not the temporary
+        raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o644)  # mkstemp makes owner-only files; outputs are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        if e.filename is None or Path(e.filename) == tmp_path:
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -87,16 +95,33 @@ def torch_save(obj: Any, path: str | os.PathLike) -> None:
 def torch_load(path: str | os.PathLike, what: str = "checkpoint", hint: str = "") -> Any:
     """`torch.load(weights_only=True)` on CPU with a one-line error naming the file when it is missing or corrupt."""
     path = Path(path)
+    if path.is_dir():
+        raise TortunerError(f"{path}: is a folder, not a {what} file")
     if not path.is_file():
         raise TortunerError(f"{path}: {what} not found" + (f" ({hint})" if hint else ""))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/corrupt/unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TortunerError(f"{path}: cannot read {what}: {first[:200]}") from None
+        raise TortunerError(f"{path}: cannot read {what}: {_load_problem(e)}") from None
 
 
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+def _load_problem(e: Exception) -> str:
+    """torch.load's exception as the one thing a user needs to know (its messages run to paragraphs)."""
+    text = str(e)
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return (f"refused: loading it would call `{unsafe.group(1)}` (a pickle that runs code; tortuner loads only "
+                "plain tensors, weights_only=True)")
+    if "Weights only load failed" in text:
+        return "not a PyTorch weights file (its pickle is not plain data; refused with weights_only=True)"
+    if isinstance(e, EOFError) or "failed finding central directory" in text:
+        return "empty or truncated file"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:200]
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                     metadata: dict[str, str] | None = None) -> None:
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 

@@ -146,3 +146,22 @@ def test_alternating_clean_and_damaged_stretches(tmp_path) -> None:
     for r in rows:
         if r["kept"]:  # inside one clean stretch
             assert sum(s.kind == "clean" and s.start < r["end"] and r["start"] < s.end for s in stretches) == 1, r
+
+
+def test_pocketsphinx_transcript_does_not_depend_on_earlier_clips(tortoise_voices) -> None:
+    """pocketsphinx carried its cepstral mean over from one utterance to the next, so a resumed `prepare` (whose
+    process had heard other clips first) wrote other transcripts than an uninterrupted run. This pair differed."""
+    import soundfile as sf
+
+    from tortuner.audio.io import resample
+    from tortuner.data.asr import make_transcriber
+
+    def first_4s(path):
+        wav, sr = sf.read(str(path), dtype="float32")
+        return resample(wav if wav.ndim == 1 else wav.mean(1), sr, 16000)[: 16000 * 4]
+
+    first, second = sorted(tortoise_voices.rglob("*.wav"))[0], tortoise_voices / "halle" / "3.wav"
+    fresh = make_transcriber("pocketsphinx")(first_4s(second))
+    transcribe = make_transcriber("pocketsphinx")
+    transcribe(first_4s(first))
+    assert transcribe(first_4s(second)) == fresh

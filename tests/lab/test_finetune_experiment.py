@@ -45,7 +45,8 @@ def test_teacher_tokens_give_ratio_one_and_fine_tuning_helps(world, tmp_path):
     assert r["finetune"]["train_token_agreement"] == 1.0
     assert r["finetune"]["dvae_sha256"] == hashlib.sha256((run / "dvae.pth").read_bytes()).hexdigest()
     # the guided arm: the same dVAE read with the GPT as a prior (tokens among its candidates, some moved)
-    assert r["finetune_ratio_guided"] == pytest.approx(r["finetune_nll_recovered_guided"] / r["finetune_nll_oracle"], abs=1e-4)
+    assert r["finetune_ratio_guided"] == pytest.approx(
+        r["finetune_nll_recovered_guided"] / r["finetune_nll_oracle"], abs=1e-4)
     assert 0.3 < r["finetune"]["arms"]["recovered_guided"]["train_token_agreement"] < 1.0
     # the soft arm: the teacher's own beliefs over its top codes, at the temperature that fits the run's pairs
     assert r["finetune"]["arms"]["recovered_soft"]["soft_temperature"] > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -37,7 +39,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             raise AudioError(f"{path}: cannot decode ({first}); ffmpeg not installed") from None
         except subprocess.CalledProcessError as e:
             msg = e.stderr.decode(errors="replace").strip().splitlines()
-            last = msg[-1][:120] if msg else "ffmpeg failed"
+            last = msg[-1].removeprefix(f"{path}: ")[:120] if msg else "ffmpeg failed"
             raise AudioError(f"{path}: not a readable audio file ({last})") from None
         data = np.frombuffer(probe.stdout, dtype=np.float32).reshape(-1, 1)
         return data, 44100
@@ -50,19 +52,40 @@ def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wav, sr_in, sr_out, quality="VHQ").astype(np.float32)
 
 
-def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False) -> torch.Tensor:
-    """Return the file as a 1-D float32 tensor in [-1, 1], mono (channel mean), resampled to `sr`.
+MIN_SECONDS = 0.1  # shorter than any word, and than every model's analysis window (a dVAE token is 46 ms)
+MAX_CLIP_SECONDS = 600.0  # a clip, whole in memory; long recordings are streamed by `prepare` instead
 
-    Raises `AudioError` with a one-line message naming the file when it is missing, unreadable, empty or silent.
+
+def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False,
+               max_seconds: float = MAX_CLIP_SECONDS) -> torch.Tensor:
+    """Return the clip as a 1-D float32 tensor in [-1, 1], mono (channel mean), resampled to `sr`.
+
+    Raises `AudioError` with a one-line message naming the file when it is missing, unreadable, empty, shorter
+    than `MIN_SECONDS` (a few samples crash STFTs downstream), longer than `max_seconds` (checked before decoding
+    where the header tells, so a 3-hour file is refused without being read), silent, or holds NaN/inf samples.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
+    try:
+        info = sf.info(str(path))
+        header_seconds = info.frames / info.samplerate
+    except Exception:  # not a libsndfile format: measured after decoding
+        header_seconds = 0.0
+    if header_seconds > max_seconds:
+        raise _too_long(path, header_seconds, max_seconds)
     data, file_sr = _decode(path)
+    if data.shape[0] > max_seconds * file_sr:
+        raise _too_long(path, data.shape[0] / file_sr, max_seconds)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    if data.shape[0] < MIN_SECONDS * file_sr:
+        raise AudioError(f"{path}: too short ({data.shape[0]} samples, {data.shape[0] / file_sr:.3f} s; "
+                         f"at least {MIN_SECONDS} s needed)")
     wav = data.mean(axis=1).astype(np.float32)
     if not np.all(np.isfinite(wav)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
@@ -70,6 +93,11 @@ def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False) -> 
         raise AudioError(f"{path}: audio is silent")
     wav = resample(wav, file_sr, sr)
     return torch.from_numpy(np.clip(wav, -1.0, 1.0))
+
+
+def _too_long(path: Path, seconds: float, limit: float) -> AudioError:
+    return AudioError(f"{path}: too long for a clip ({seconds / 60:.1f} min, at most {limit / 60:.0f} min); "
+                      "split long recordings into clips with `tortuner prepare`")
 
 
 def audio_duration(path: str | os.PathLike) -> float:
@@ -88,7 +116,12 @@ def save_wav(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sr: int) -
         wav = wav.detach().cpu().float().numpy()
     wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wav, sr, subtype="PCM_16", format="WAV")
+        try:
+            sf.write(str(tmp), wav, sr, subtype="PCM_16", format="WAV")
+        except sf.LibsndfileError as e:  # libsndfile hides the OS error; a full disk is the usual one
+            full = shutil.disk_usage(tmp.parent).free < wav.size * 2 + (1 << 16)
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          os.strerror(errno.ENOSPC) if full else f"cannot write audio ({e})", str(path)) from None
 
 
 def find_audio(inputs: list[str | os.PathLike]) -> list[Path]:

@@ -39,7 +39,8 @@ class DvaeMel(nn.Module):
             sample_rate=DVAE_SR, n_fft=1024, win_length=1024, hop_length=HOP, power=2, f_min=0, f_max=8000,
             n_mels=N_MELS, norm="slaney", mel_scale="htk",
         )
-        self.register_buffer("mel_norms", tortoise_mel_norms() if mel_norms is None else mel_norms.float(), persistent=False)
+        norms = tortoise_mel_norms() if mel_norms is None else mel_norms.float()
+        self.register_buffer("mel_norms", norms, persistent=False)
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

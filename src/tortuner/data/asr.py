@@ -59,6 +59,10 @@ def _pocketsphinx() -> Transcriber:
 
     def transcribe(wav: np.ndarray) -> str:
         pcm = (np.clip(wav, -1, 1) * 32767).astype(np.int16).tobytes()
+        # pocketsphinx's front end carries state (cepstral mean, noise estimate) from one utterance to the next, so
+        # a transcript depended on the clips this process heard before and a resumed `prepare` wrote other text
+        # than an uninterrupted one; a fresh front end per clip costs ~0.1 ms
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

@@ -6,6 +6,7 @@ An input's work is `prepare.process`; what is finished is `jobs`; the files writ
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -98,6 +99,8 @@ def _in_process(todo: list[Job], cfg: PrepareConfig, models: PrepareModels, out:
             tick.seconds = seconds if np.isfinite(seconds) and seconds > 0 else float("inf")
             outcome = job, process(job, cfg, models, out, progress=tick), None
         except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            if _cannot_write(e):
+                raise
             outcome = job, None, _input_error(job, e)
         yield outcome
         tick.finish()
@@ -129,7 +132,14 @@ def _work(job: Job, out: str) -> Outcome:
     try:
         return job, process(job, _WORKER["cfg"], _WORKER["models"], Path(out)), None
     except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+        if _cannot_write(e):
+            raise
         return job, None, _input_error(job, e)
+
+
+def _cannot_write(e: Exception) -> bool:
+    """A full, read-only or forbidden output stops the whole run: every other input would fail the same way."""
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
 
 
 def _input_error(job: Job, e: Exception) -> str:

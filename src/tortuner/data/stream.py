@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from tortuner.audio.io import AudioError
+from tortuner.audio.io import MIN_SECONDS, AudioError
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,23 @@ class AudioInfo:
 
 
 def probe(path: Path) -> AudioInfo:
-    """Sample rate and duration, or an `AudioError` naming the file if it is missing, empty or not audio."""
+    """Sample rate and duration, or an `AudioError` naming the file if it is missing, empty, too short or not
+    audio."""
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
     try:
         info = sf.info(str(path))
-        if info.frames > 0:
-            return AudioInfo(path, int(info.samplerate), info.frames / info.samplerate, False)
     except Exception:
-        pass
+        info = None
+    if info is not None and info.frames > 0:
+        if info.frames < MIN_SECONDS * info.samplerate:
+            raise AudioError(f"{path}: too short ({info.frames} samples, {info.frames / info.samplerate:.3f} s; "
+                             f"at least {MIN_SECONDS} s needed)")
+        return AudioInfo(path, int(info.samplerate), info.frames / info.samplerate, False)
     try:
         out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
                               "stream=sample_rate:format=duration", "-of", "json", str(path)],

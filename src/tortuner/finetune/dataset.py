@@ -10,6 +10,7 @@ epochs cost no dVAE passes and a changed clip or tokenizer is re-tokenized. Ever
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,32 @@ class DatasetClip:
     samples: int = 0                     # length at 22.05 kHz
 
 
+@dataclass
+class LimitReport:
+    """Clips `attach_tokens` left out, by reason (their paths, or the reader's message)."""
+
+    too_long_audio: list[str] = field(default_factory=list)
+    too_long_text: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    bad_lines: list[str] = field(default_factory=list)  # list lines that name no usable clip
+
+    @property
+    def count(self) -> int:
+        return len(self.too_long_audio) + len(self.too_long_text) + len(self.unreadable) + len(self.bad_lines)
+
+    def summary(self) -> str:
+        return (f"skipped {self.count} clips: {len(self.too_long_audio)} audio too long, "
+                f"{len(self.too_long_text)} text too long, {len(self.unreadable)} unreadable, "
+                f"{len(self.bad_lines)} bad list lines")
+
+    def messages(self, limit: int = 20) -> list[str]:
+        """One line per unreadable clip and bad list line (the first `limit` of each): what to fix."""
+        out = []
+        for items in (self.bad_lines, self.unreadable):
+            out += items[:limit] + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
+        return out
+
+
 # ------------------------------------------------------------------------------------------------ reading lists
 def _resolve(base: Path, name: str) -> Path:
     p = Path(name)
@@ -52,20 +79,37 @@ def _resolve(base: Path, name: str) -> Path:
     return p
 
 
-def read_list(path: Path, speakers: dict[str, str] | None = None) -> list[DatasetClip]:
+def read_list(path: Path, speakers: dict[str, str] | None = None,
+              report: LimitReport | None = None) -> list[DatasetClip]:
     """`AUDIO|text` lines (extra `|` fields: LJSpeech's third, normalised, field is used); paths relative to the
-    list."""
+    list, and never outside its folder. A line that cannot be used (not UTF-8, no transcript, audio outside the
+    dataset) raises, or with a `report` is left out and named in `report.bad_lines`, so one bad line does not cost
+    the rest of the dataset."""
     clips = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) < 2 or not parts[1].strip():
-            raise TortunerError(f"{path}:{i}: expected `wavs/NAME.wav|transcript`, got {line[:80]!r}")
-        text = parts[2] if len(parts) >= 3 and parts[2].strip() else parts[1]
-        audio = _resolve(path.parent, parts[0].strip())
-        speaker = (speakers or {}).get(str(audio.resolve()), "default")
-        clips.append(DatasetClip(audio=audio, text=text.strip(), speaker=speaker))
+    for i, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problem = f"not UTF-8 text (byte {raw[e.start]:#x} at column {e.start + 1})"
+        else:
+            if not line.strip():
+                continue
+            parts = line.split("|")
+            if len(parts) < 2 or not parts[1].strip():
+                problem = f"expected `wavs/NAME.wav|transcript`, got {line[:80]!r}"
+            else:
+                text = parts[2] if len(parts) >= 3 and parts[2].strip() else parts[1]
+                audio = _resolve(path.parent, parts[0].strip())
+                name = parts[0].strip()
+                if not Path(name).is_absolute() and os.path.normpath(name).split(os.sep)[0] == "..":
+                    problem = f"{name!r} is outside the dataset folder {path.parent}"  # symlinks inside are fine
+                else:
+                    speaker = (speakers or {}).get(str(audio.resolve()), "default")
+                    clips.append(DatasetClip(audio=audio, text=text.strip(), speaker=speaker))
+                    continue
+        if report is None:
+            raise TortunerError(f"{path}:{i}: {problem}")
+        report.bad_lines.append(f"{path}:{i}: {problem}")
     return clips
 
 
@@ -78,39 +122,24 @@ def read_speakers(data_dir: Path) -> dict[str, str]:
             if "audio" in r}
 
 
-def read_dataset(data_dir: str | Path) -> tuple[list[DatasetClip], list[DatasetClip]]:
-    """(train, val) clips of a dataset folder. Without `val.txt`, val is empty (a warning is the caller's job)."""
+def read_dataset(data_dir: str | Path,
+                 report: LimitReport | None = None) -> tuple[list[DatasetClip], list[DatasetClip]]:
+    """(train, val) clips of a dataset folder. Without `val.txt`, val is empty (a warning is the caller's job).
+    Unusable list lines raise, or are counted in `report` (`read_list`)."""
     data_dir = Path(data_dir)
     speakers = read_speakers(data_dir)
     for name in ("train.txt", "metadata.csv"):
         if (data_dir / name).is_file():
-            train = read_list(data_dir / name, speakers)
+            train = read_list(data_dir / name, speakers, report)
             break
     else:
         raise TortunerError(f"{data_dir}: no train.txt (LJSpeech-style `wavs/NAME.wav|text` lines; "
                             "make one with `tortuner prepare`)")
-    val = read_list(data_dir / "val.txt", speakers) if (data_dir / "val.txt").is_file() else []
+    val = read_list(data_dir / "val.txt", speakers, report) if (data_dir / "val.txt").is_file() else []
     return train, val
 
 
 # ------------------------------------------------------------------------------------------------ token cache
-@dataclass
-class LimitReport:
-    """Clips `attach_tokens` left out, by reason (their paths, or the reader's message)."""
-
-    too_long_audio: list[str] = field(default_factory=list)
-    too_long_text: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.too_long_audio) + len(self.too_long_text) + len(self.unreadable)
-
-    def summary(self) -> str:
-        return (f"skipped {self.count} clips: {len(self.too_long_audio)} audio too long, "
-                f"{len(self.too_long_text)} text too long, {len(self.unreadable)} unreadable")
-
-
 def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: str | Path, device: str = "cpu",
                   max_samples: int = MAX_WAV_SAMPLES, max_text_tokens: int = MAX_TEXT_TOKENS,
                   report: LimitReport | None = None, guide: Guide | None = None,
@@ -136,7 +165,8 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
             report.too_long_text.append(str(c.audio))
             continue
         if not c.audio.is_file():
-            report.unreadable.append(f"{c.audio}: file not found")
+            report.unreadable.append(f"{c.audio}: " + ("is a folder, not an audio file" if c.audio.is_dir()
+                                                          else "file not found"))
             continue
         key, digest = str(c.audio.resolve()), sha_file(c.audio)
         row = cache.get(key)

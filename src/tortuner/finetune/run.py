@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,10 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     # The GPT's position tables bound what it can see: codes + start/stop, text + start/stop.
     max_samples = min(cfg.max_wav_samples, (gpt_cfg.max_mel_tokens - 2) * SAMPLES_PER_TOKEN)
     max_text = min(cfg.max_text_tokens, gpt_cfg.max_text_tokens)
-    train, val = read_dataset(data)
+    report = LimitReport()
+    train, val = read_dataset(data, report)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else data / ".tortuner-cache"
     device = "cuda" if cfg.device in ("auto", "cuda") and _cuda() else "cpu"
-    report = LimitReport()
     gpt_file = Path(cfg.gpt) if cfg.gpt else Path(cfg.models) / MODEL_FILES["gpt"]
     gpt = load_tortoise_model(cfg.models, "gpt", cfg.gpt)
     guide = Guide(gpt.to(device).eval(), sha_file(gpt_file, "sha256")[:12], cfg.cond_samples, cfg.num_cond,
@@ -76,6 +77,8 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     gpt = gpt.cpu()
     out = Path(cfg.out)
     if report.count:
+        for msg in report.messages():
+            print(f"skipped: {msg}", file=sys.stderr)
         print(f"finetune: {report.summary()} (limits: {max_samples} samples, {max_text} text tokens); "
               f"list in {out / 'skipped.json'}")
         write_json(out / "skipped.json", report.__dict__)

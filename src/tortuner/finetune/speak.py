@@ -13,6 +13,7 @@ and cut or padded to 102400 samples (`TortoiseRenderer`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def load_voice(voice: str, limit: int) -> list[torch.Tensor]:
         try:
             clips.append(load_audio(f, DVAE_SR))
         except AudioError as e:
-            print(f"speak: skipping {e}")
+            print(f"skipped: {e}", file=sys.stderr)
     if not clips:
         raise TortunerError(f"{voice}: no readable reference clips")
     return clips

@@ -35,7 +35,8 @@ WHERE_TO_GET = ("TorToiSe's released weights, e.g. the `.models/` folder of the 
                 "on the HuggingFace hub; download them yourself and pass the folder")
 DVAE_HINT = ("the original TorToiSe dVAE is `.models/dvae.pth` of jbetker/tortoise-tts-v2 (revision 3704aea6...); "
              "or recover one with `tortuner recover`")
-MODEL_FILES = {"gpt": "autoregressive.pth", "clvp": "clvp2.pth", "diffusion": "diffusion_decoder.pth", "vocoder": "vocoder.pth"}
+MODEL_FILES = {"gpt": "autoregressive.pth", "clvp": "clvp2.pth", "diffusion": "diffusion_decoder.pth",
+               "vocoder": "vocoder.pth"}
 CONFIG_TYPES = {"gpt": GPTConfig, "clvp": CLVPConfig, "diffusion": DiffusionConfig, "vocoder": VocoderConfig}
 BUILDERS = {"gpt": build_gpt, "clvp": build_clvp, "diffusion": build_diffusion, "vocoder": build_vocoder}
 # Buffers of old transformers versions present in the released autoregressive.pth; nothing else may be dropped.
@@ -58,7 +59,8 @@ def _strict_load(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> N
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)})")
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} vs model "
+                         f"{tuple(own[k].shape)})")
         raise TortunerError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
 
@@ -75,8 +77,10 @@ def load_dvae(path: str | Path) -> DiscreteVAE:
     sd = {k: v for k, v in sd.items() if not _IGNORED_DVAE_KEYS.match(k)}
     try:
         model = DiscreteVAE(config_from_state_dict(sd))
-    except (KeyError, IndexError) as e:
-        raise TortunerError(f"{path}: not a dVAE state dict ({e})") from None
+    except (KeyError, IndexError, AttributeError, ValueError, RuntimeError) as e:
+        shape = tuple(getattr(sd.get("encoder.0.0.weight"), "shape", ()))
+        why = f"encoder.0.0.weight has shape {shape}, not (hidden, channels, kernel)" if len(shape) != 3 else str(e)
+        raise TortunerError(f"{path}: not a dVAE state dict ({why})") from None
     _strict_load(model, {k: v.float() for k, v in sd.items()}, path)
     return model.eval()
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from tortuner.audio.io import load_audio
+from tortuner.audio.io import AudioError, load_audio
 from tortuner.audio.mel import DVAE_SR, FRAMES_PER_TOKEN, DvaeMel
 from tortuner.errors import TortunerError
 from tortuner.files import read_jsonl
@@ -76,6 +77,8 @@ class RealClip:
 
 
 def load_real(manifest: str | Path, max_items: int = 0) -> list[RealClip]:
+    """The clips of a speech manifest (`{"audio", "text", "speaker"}` rows, audio relative to it). A row without
+    audio or with unreadable audio is skipped with a line on stderr; none readable is an error."""
     p = Path(manifest)
     p = p / "manifest.jsonl" if p.is_dir() else p
     if not p.is_file():
@@ -83,9 +86,18 @@ def load_real(manifest: str | Path, max_items: int = 0) -> list[RealClip]:
     mel = DvaeMel()
     rows = read_jsonl(p)[: max_items or None]
     out = []
-    for r in rows:
-        w = load_audio(p.parent / r["audio"], DVAE_SR)
-        out.append(RealClip(mel(w[None])[0], r.get("text", ""), r.get("speaker", "?"), w))
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict) or not isinstance(r.get("audio"), str):
+            print(f"skipped: {p}:{i}: no \"audio\" field", file=sys.stderr)
+            continue
+        try:
+            w = load_audio(p.parent / r["audio"], DVAE_SR)
+        except AudioError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        out.append(RealClip(mel(w[None])[0], str(r.get("text", "")), str(r.get("speaker", "?")), w))
+    if not out:
+        raise TortunerError(f"{p}: no readable clips")
     return out
 
 

@@ -1,0 +1,90 @@
+"""Kill every long verb at random moments, rerun it until it finishes, and compare with an uninterrupted run.
+
+Prints the table of docs/reliability.md: per verb, kills survived, whether the outputs equal the uninterrupted
+run's, whether a partial file was ever visible under a final name, and the work redone per kill (extra wall
+seconds per kill, one process start-up of ~5 s included). Seeded; about 15 min on 2 cores with the lab verbs.
+
+    python benchmarks/chaos.py [--kills 3] [--seed 0] [--only tokenize,prepare,finetune,lab]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness is test support
+
+from support.bad_inputs import _dataset, make_kit  # noqa: E402
+from support.chaos import chaos, same_files  # noqa: E402
+
+
+def voices(n: int) -> list[Path]:
+    root = Path(str(importlib.resources.files("tortoise") / "voices"))
+    return sorted(root.rglob("*.wav"))[:n]
+
+
+def verbs(root: Path) -> dict:
+    """verb -> (make_argv(out), compare): every input is built here, under `root`."""
+    kit = make_kit(root / "kit")
+    clips = root / "clips"
+    clips.mkdir()
+    for i, v in enumerate(voices(24)):
+        shutil.copy(v, clips / f"{i:02d}_{v.parent.name}.wav")
+    ds = _dataset(root / "ft", kit, [])
+    world = root / "world"
+    return {
+        "tokenize": (lambda out: ["tokenize", "--dvae", str(kit.dvae), "--batch-files", "2", "--out",
+                                  str(out / "tokens.jsonl"), str(clips)],
+                     same_files(["tokens.jsonl"])),
+        "prepare": (lambda out: ["prepare", *map(str, sorted(clips.glob("*.wav"))[:8]), "--out", str(out),
+                                 "--min-seconds", "3", "--max-speaker-change", "off"],
+                    same_files(["wavs/*.wav", "train.txt", "val.txt", "clips.jsonl"])),
+        "finetune": (lambda out: ["finetune", "--data", str(ds), "--dvae", str(kit.dvae), "--models",
+                                  str(kit.models), "--out", str(out), "--batch-size", "2", "--max-steps", "12",
+                                  "--save-every", "2", "--val-every", "0", "--samples", "0", "--device", "cpu",
+                                  "--num-workers", "0", "--resume"],
+                     same_files(["checkpoints/step_0000012/model.safetensors"])),
+        "lab build": (lambda out: ["lab", "build", "--size", "test", "--seed", "3", "--threads", "1", "--out",
+                                   str(out / "w")],
+                      same_files(["w/public/models/*.pth", "w/hidden/*.pth", "w/public/**/*.jsonl"])),
+        "lab run": (lambda out: ["lab", "run", "--world", str(world), "--out", str(out / "r"), "--threads", "1"],
+                    same_files(["r/*.pth", "r/synth/*.safetensors"], jsonl_as_sets=True)),
+    }, world
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="comma-separated verbs (default: all)")
+    args = ap.parse_args()
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        table, world = verbs(root)
+        chosen = [v for v in table if not args.only or any(v.startswith(o) for o in args.only.split(","))]
+        if "lab run" in chosen:  # lab run needs a world: built once, uninterrupted
+            from tortuner.cli import main as tortuner
+
+            assert tortuner(["lab", "build", "--size", "test", "--seed", "3", "--threads", "1", "--out",
+                             str(world)]) == 0
+        print("| verb | kills | runs | outputs equal the uninterrupted run's | partial files seen | "
+              "uninterrupted | redone per kill |\n|---|---|---|---|---|---|---|")
+        for verb in chosen:
+            make_argv, compare = table[verb]
+            rep = chaos(verb, make_argv, compare, root / verb.replace(" ", "_"), args.kills, args.seed)
+            failures += not rep.ok
+            equal = "yes" if rep.finished and not rep.differences else f"**no**: {'; '.join(rep.differences)[:150]}"
+            print(f"| {verb} | {rep.kills} | {rep.reruns} | {equal} | {len(rep.broken) or 'none'}"
+                  f"{(': ' + ', '.join(rep.broken[:2])) if rep.broken else ''} | {rep.reference_seconds:.0f} s | "
+                  f"{rep.redone_per_kill:.0f} s |", flush=True)
+    print(f"\n{failures} failing verbs")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
