@@ -46,6 +46,15 @@ _IGNORED_DVAE_KEYS = re.compile(r"^discrete_loss\.")  # coqui's copy of the dVAE
 C = TypeVar("C")
 
 
+def _rng_untouched():
+    """Build a model whose random initial weights a state dict replaces, without drawing from the global RNG.
+
+    A loader that drew from it made a job's random stream depend on what it had loaded before: a `lab build`
+    resumed at the renderer stage loaded the teacher (an init) that the uninterrupted run had cached, and trained
+    another renderer (`benchmarks/chaos.py`)."""
+    return torch.random.fork_rng(devices=[])
+
+
 def _strict_load(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
@@ -76,7 +85,8 @@ def load_dvae(path: str | Path) -> DiscreteVAE:
         raise TortunerError(f"{path}: not a dVAE state dict (no codebook.embed / encoder.0.0.weight)")
     sd = {k: v for k, v in sd.items() if not _IGNORED_DVAE_KEYS.match(k)}
     try:
-        model = DiscreteVAE(config_from_state_dict(sd))
+        with _rng_untouched():
+            model = DiscreteVAE(config_from_state_dict(sd))
     except (KeyError, IndexError, AttributeError, ValueError, RuntimeError) as e:
         shape = tuple(getattr(sd.get("encoder.0.0.weight"), "shape", ()))
         why = f"encoder.0.0.weight has shape {shape}, not (hidden, channels, kernel)" if len(shape) != 3 else str(e)
@@ -139,7 +149,8 @@ def load_tortoise_model(models_dir: str | Path, name: str, path: str | Path | No
     cfg = model_configs(models_dir)[name]
     path = Path(path) if path is not None else Path(models_dir) / MODEL_FILES[name]
     sd = read_model_state(path, name)
-    model = BUILDERS[name](cfg)
+    with _rng_untouched():
+        model = BUILDERS[name](cfg)
     _strict_load(model, sd, path)
     if name == "vocoder":
         model.eval(inference=True)  # UnivNet's eval folds weight norm away (returns None), as tortoise.api does
@@ -162,7 +173,8 @@ def load_renderer(models_dir: str | Path) -> Renderer:
     cfg = model_configs(models_dir).get("renderer")
     if cfg is None:
         raise TortunerError(f"{models_dir / 'models.json'}: no 'renderer' section (not a lab world's models folder)")
-    model = Renderer(RendererConfig(**cfg))
+    with _rng_untouched():
+        model = Renderer(RendererConfig(**cfg))
     sd = torch_load(models_dir / "renderer.pth", "lab renderer")
     model.load_state_dict(sd, strict=True)
     return model.eval()
