@@ -165,3 +165,16 @@ def test_pocketsphinx_transcript_does_not_depend_on_earlier_clips(tortoise_voice
     transcribe = make_transcriber("pocketsphinx")
     transcribe(first_4s(first))
     assert transcribe(first_4s(second)) == fresh
+
+
+def test_a_whole_file_transcript_does_not_label_a_source_of_many_clips(tmp_path, long_recording) -> None:
+    """Clips are written as soon as they pass (memory stays flat on long inputs); a clip waiting for a whole-file
+    transcript is dropped, with its wav, when the source turns out to yield several clips."""
+    (tmp_path / "t.txt").write_text(f"{long_recording.path.name}|One text for the whole book.\n")
+    out = tmp_path / "ds"
+    assert main(["prepare", str(long_recording.path), "--out", str(out), "--transcripts", str(tmp_path / "t.txt"),
+                 "--max-speaker-change", "off"]) == 0  # the input is done, nothing kept
+    rows = [json.loads(x) for x in (out / "clips.jsonl").read_text().splitlines()]
+    passed = [r for r in rows if r["scores"] and not r["failed"]]
+    assert len(passed) > 1 and all(r["reason"] == "no_transcript" and not r["kept"] for r in passed)
+    assert not list((out / "wavs").glob("*.wav"))

@@ -120,8 +120,7 @@ def process(job: Job, cfg: PrepareConfig, models: PrepareModels, out: Path, prog
         if half:
             half(s)
 
-    rows, passed = _score(job, info, plan, cfg, models, scored)
-    _transcribe_and_write(job, passed, cfg, models, out)
+    rows = _score_and_write(job, info, plan, cfg, models, out, scored)
     if progress:
         progress(max(0.0, 0.5 * (total - done[0])))
     result = {"source": str(job.path), "speaker": job.speaker, "seconds": round(total, 3),
@@ -161,17 +160,16 @@ def _speech_probabilities(info: AudioInfo, vad: SpeechDetector, progress: Progre
     return probs, seconds_read
 
 
-def _score(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg: PrepareConfig, models: PrepareModels,
-           progress: Progress | None) -> tuple[list[dict], list[tuple[dict, np.ndarray, np.ndarray]]]:
-    """Second pass: score the pieces, join alike ones into clips, score those (see `pieces`).
-
-    Returns every clip's row (scores, failed filters, reason) and (row, 16 kHz clip, output-rate clip) of each clip
-    that passed every filter.
-    """
+def _score_and_write(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg: PrepareConfig,
+                     models: PrepareModels, out: Path, progress: Progress | None) -> list[dict]:
+    """Second pass: score the pieces, join alike ones into clips, score those (see `pieces`); transcribe and write
+    each clip that passed every filter as soon as it is found, so memory stays flat however long the input (a
+    3-hour recording held every passed clip's audio until the end before). Returns every clip's row (scores,
+    failed filters, reason, transcript, audio)."""
     thresholds = cfg.thresholds()
     voices = cfg.max_speaker_change is not None or bool(cfg.reference_voice)
     rows: list[dict] = []
-    passed: list[tuple[dict, np.ndarray, np.ndarray]] = []
+    passed: list[dict] = []
     found = pieces.clips(Tape(info), plan, cfg.segment_config(), cfg.sample_rate, cfg.window_seconds, thresholds,
                          cfg.max_voice_change if cfg.max_speaker_change is not None else None,
                          models.embedder if voices else None, models.reference, progress)
@@ -187,34 +185,51 @@ def _score(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg: PrepareC
         row["failed"] = filters.failed(row["scores"], thresholds)
         if row["failed"]:
             row["reason"] = row["failed"][0]
-        else:
-            passed.append((row, clip.x16, clip.xo))
-    return rows, passed
-
-
-def _transcribe_and_write(job: Job, passed: list[tuple[dict, np.ndarray, np.ndarray]], cfg: PrepareConfig,
-                          models: PrepareModels, out: Path) -> None:
-    """Transcribe each clip that passed the filters; keep and write it unless its text is missing or too long."""
-    for row, x16, xo in passed:
+            continue
+        passed.append(row)
         untranscribed = models.transcripts is None and models.asr is None  # --asr none: keep without text
-        text = "" if untranscribed else normalize(_transcript(job, row["name"], x16, len(passed), models) or "")
-        row["transcript"] = text or None
-        if not text and not untranscribed:
-            row["reason"] = "no_transcript"
-        elif text and token_count(text) > cfg.max_text_tokens:
-            row["reason"] = "text_too_long"
-        else:
-            row["kept"], row["reason"], row["audio"] = True, None, f"wavs/{row['name']}.wav"
-            save_wav(out / row["audio"], xo, cfg.sample_rate)
+        text = "" if untranscribed else _transcript(row["name"], clip.x16, models)
+        if text is None:  # only a whole-file transcript, which fits only a source that yields one clip: decided below
+            row["audio"] = f"wavs/{row['name']}.wav"
+            save_wav(out / row["audio"], clip.xo, cfg.sample_rate)
+            continue
+        _keep_if_text(row, text, untranscribed, cfg)
+        if row["kept"]:
+            save_wav(out / row["audio"], clip.xo, cfg.sample_rate)
+    whole = _whole_file_transcript(job, models)
+    for row in [r for r in passed if r["audio"] and not r["kept"]]:
+        _keep_if_text(row, whole if len(passed) == 1 else "", False, cfg)
+        if not row["kept"]:
+            (out / f"wavs/{row['name']}.wav").unlink(missing_ok=True)
+            row["audio"] = None
+    return rows
 
 
-def _transcript(job: Job, name: str, x16: np.ndarray, n_ok: int, models: PrepareModels) -> str | None:
+def _keep_if_text(row: dict, text: str | None, untranscribed: bool, cfg: PrepareConfig) -> None:
+    """Keep a clip that passed the filters unless its text is missing or too long (sets transcript/reason/audio)."""
+    text = normalize(text or "")
+    row["transcript"] = text or None
+    row["audio"] = None
+    if not text and not untranscribed:
+        row["reason"] = "no_transcript"
+    elif text and token_count(text) > cfg.max_text_tokens:
+        row["reason"] = "text_too_long"
+    else:
+        row["kept"], row["reason"], row["audio"] = True, None, f"wavs/{row['name']}.wav"
+
+
+def _transcript(name: str, x16: np.ndarray, models: PrepareModels) -> str | None:
+    """The clip's own transcript (`--transcripts` by clip name, or the ASR's); None when only a whole-file
+    transcript could give it one."""
     if models.transcripts is not None:
-        t = models.transcripts.get(name)
-        if t is None and n_ok == 1:  # a whole-file transcript fits a source that yields one clip
-            t = models.transcripts.get(job.path.name, models.transcripts.get(job.path.stem))
-        return t
+        return models.transcripts.get(name)
     return models.asr(x16) if models.asr else ""
+
+
+def _whole_file_transcript(job: Job, models: PrepareModels) -> str:
+    if models.transcripts is None:
+        return ""
+    return models.transcripts.get(job.path.name, models.transcripts.get(job.path.stem)) or ""
 
 
 def _row(job: Job, i: int, c: Candidate) -> dict:
