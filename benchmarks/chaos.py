@@ -4,7 +4,10 @@ Prints the table of docs/reliability.md: per verb, kills survived, whether the o
 run's, whether a partial file was ever visible under a final name, and the work redone per kill (extra wall
 seconds per kill, one process start-up of ~5 s included). Seeded; about 15 min on 2 cores with the lab verbs.
 
-    python benchmarks/chaos.py [--kills 3] [--seed 0] [--only tokenize,prepare,finetune,lab]
+    python benchmarks/chaos.py [--kills 3] [--seed 0] [--only tokenize,prepare,finetune,lab] [--at-writes]
+
+`--at-writes` kills each run just before one of its file renames instead (a temporary complete, the final name not
+yet replaced): every kill lands inside an output or checkpoint write.
 """
 
 from __future__ import annotations
@@ -53,7 +56,45 @@ def verbs(root: Path) -> dict:
                       same_files(["w/public/models/*.pth", "w/hidden/*.pth", "w/public/**/*.jsonl"])),
         "lab run": (lambda out: ["lab", "run", "--world", str(world), "--out", str(out / "r"), "--threads", "1"],
                     same_files(["r/*.pth", "r/synth/*.safetensors"], jsonl_as_sets=True)),
+        "lab finetune": (lambda out: ["lab", "finetune", "--world", str(world), "--run", str(_finetune_run(out, world)),
+                                      "--steps", "12", "--batch-size", "4", "--lr", "1e-3", "--warmup-steps", "2",
+                                      "--levers", "guided", "--outcome-samples", "1", "--threads", "1"],
+                         same_report("r/report.json", "finetune")),
     }, world
+
+
+def _finetune_run(out: Path, world: Path) -> Path:
+    """A run folder for `lab finetune`: the world's teacher as the 'recovered' dVAE (made once per folder)."""
+    import json
+
+    run = out / "r"
+    if not (run / "dvae.pth").is_file():
+        run.mkdir(parents=True, exist_ok=True)
+        shutil.copy(world / "hidden" / "teacher_dvae.pth", run / "dvae.pth")
+        (run / "report.json").write_text(json.dumps({"agreement": 1.0}))
+        (run / "report.md").write_text("# Recovery report\n")
+    return run
+
+
+def same_report(name: str, prefix: str):
+    """A `compare` that wants every `prefix*` figure of two JSON reports equal (timings aside)."""
+    import json
+
+    def compare(a: Path, b: Path) -> list[str]:
+        def flat(d: dict, at: str = "") -> dict:
+            out = {}
+            for k, v in d.items():
+                out |= flat(v, f"{at}{k}.") if isinstance(v, dict) else {f"{at}{k}": v}
+            return out
+
+        # the two runs write into different folders: paths are compared relative to them
+        ra = flat(json.loads((a / name).read_text().replace(str(a), "OUT")))
+        rb = flat(json.loads((b / name).read_text().replace(str(b), "OUT")))
+        keys = sorted(k for k in set(ra) | set(rb) if k.startswith(prefix) and "seconds" not in k)
+        return [f"{name}: {k} {ra.get(k)} != {rb.get(k)}" for k in keys if ra.get(k) != rb.get(k)] or \
+            ([] if keys else [f"{name}: no {prefix}* figures"])
+
+    return compare
 
 
 def main() -> int:
@@ -61,13 +102,15 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated verbs (default: all)")
+    ap.add_argument("--at-writes", action="store_true",
+                    help="kill just before a file rename (inside a write) instead of at random moments")
     args = ap.parse_args()
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         table, world = verbs(root)
         chosen = [v for v in table if not args.only or any(v.startswith(o) for o in args.only.split(","))]
-        if "lab run" in chosen:  # lab run needs a world: built once, uninterrupted
+        if {"lab run", "lab finetune"} & set(chosen):  # they need a world: built once, uninterrupted
             from tortuner.cli import main as tortuner
 
             assert tortuner(["lab", "build", "--size", "test", "--seed", "3", "--threads", "1", "--out",
@@ -76,7 +119,8 @@ def main() -> int:
               "uninterrupted | redone per kill |\n|---|---|---|---|---|---|---|")
         for verb in chosen:
             make_argv, compare = table[verb]
-            rep = chaos(verb, make_argv, compare, root / verb.replace(" ", "_"), args.kills, args.seed)
+            rep = chaos(verb, make_argv, compare, root / verb.replace(" ", "_"), args.kills, args.seed,
+                        at_writes=args.at_writes)
             failures += not rep.ok
             equal = "yes" if rep.finished and not rep.differences else f"**no**: {'; '.join(rep.differences)[:150]}"
             print(f"| {verb} | {rep.kills} | {rep.reruns} | {equal} | {len(rep.broken) or 'none'}"

@@ -122,3 +122,16 @@ def test_soft_targets_train_a_stock_gpt_from_the_dvae_beliefs(tmp_path, espeak_d
     assert all(torch.isfinite(torch.tensor(v)).all() for v in loss.values()) and loss["hard"] != loss["soft"]
     assert main(["export", str(tmp_path / "soft"), "--out", str(tmp_path / "autoregressive.pth")]) == 0
     load_tortoise_model(tiny_models, "gpt", tmp_path / "autoregressive.pth")  # strict load into the stock class
+
+
+def test_a_run_resumed_at_its_end_reports_its_last_losses(straight_run, espeak_dataset, tiny_dvae, tiny_models,
+                                                          tmp_path, capsys):
+    """Nothing left to train: the losses come from the checkpoint, not nan (lab finetune's report had None)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(straight_run, run)
+    capsys.readouterr()
+    assert main(args(espeak_dataset, tiny_dvae, tiny_models, run, "--max-steps", "8", "--resume")) == 0
+    last = [r for r in read_jsonl(straight_run / "log.jsonl") if r["split"] == "train"][-1]
+    assert f"train loss {last['loss']:.4f}" in capsys.readouterr().out

@@ -44,6 +44,22 @@ def test_tokenize_survives_kills(tmp_path, clips):
 
 
 @pytest.mark.slow
+def test_finetune_survives_kills_inside_its_checkpoint_writes(tmp_path):
+    """Killed just before a rename (a temporary complete, the final name not yet replaced), every time."""
+    from support.bad_inputs import _dataset
+
+    kit = make_kit(tmp_path / "kit")
+    ds = _dataset(tmp_path / "ft", kit, [])
+    rep = chaos("finetune", lambda out: ["finetune", "--data", str(ds), "--dvae", str(kit.dvae), "--models",
+                                         str(kit.models), "--out", str(out), "--batch-size", "2", "--max-steps", "6",
+                                         "--save-every", "2", "--val-every", "0", "--samples", "0", "--device", "cpu",
+                                         "--num-workers", "0", "--resume"],
+                same_files(["checkpoints/step_0000006/model.safetensors"]), tmp_path / "chaos", kills=3, seed=3,
+                at_writes=True)
+    assert rep.kills >= 2 and rep.ok, rep
+
+
+@pytest.mark.slow
 def test_prepare_survives_kills(tmp_path, clips):
     inputs = [str(p) for p in sorted(clips.glob("*.wav"))[:6]]
     rep = chaos("prepare", lambda out: ["prepare", *inputs, "--out", str(out), "--min-seconds", "3",

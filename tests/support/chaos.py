@@ -25,6 +25,29 @@ def cli(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "tortuner.cli", *argv]
 
 
+# Runs `tortuner ARGV` with `os.replace` counted; SIGKILLs itself just before the Nth call (N from the environment):
+# the instant a temporary is complete and not yet renamed, the moment a writer without atomic renames would leave a
+# half file under the final name. N = 0 counts the calls and writes the count to TORTUNER_CHAOS_COUNT at exit.
+_AT_WRITE = """
+import atexit, os, signal, sys
+n, count, real = int(os.environ["TORTUNER_CHAOS_AT_WRITE"]), [0], os.replace
+def replace(src, dst, *args, **kwargs):
+    count[0] += 1
+    if count[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
+if n == 0:
+    atexit.register(lambda: open(os.environ["TORTUNER_CHAOS_COUNT"], "w").write(str(count[0])))
+from tortuner.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def cli_at_write(argv: list[str]) -> list[str]:
+    return [sys.executable, "-c", _AT_WRITE, *argv]
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -79,35 +102,43 @@ class ChaosReport:
 
 
 def chaos(verb: str, make_argv: Callable[[Path], list[str]], compare: Callable[[Path, Path], list[str]],
-          workdir: Path, kills: int = 3, seed: int = 0, max_runs: int = 12) -> ChaosReport:
+          workdir: Path, kills: int = 3, seed: int = 0, max_runs: int = 12, at_writes: bool = False) -> ChaosReport:
     """Reference run in `workdir/reference`, killed run in `workdir/killed`; `make_argv(out)` gives the command
     writing into `out`; `compare(reference, killed)` lists differences. Each run is killed at a moment uniform
     over 20-70 % of the reference's duration (start-up included; a resumed run has less left to do, so later
-    moments would often miss it), so kills land in every phase: loading, work, output writes. A run that finishes
-    before its moment ends the job: `kills` counts the kills that landed."""
+    moments would often miss it), so kills land in every phase: loading, work, output writes. With `at_writes`,
+    each run is killed instead just before its Nth file rename (N uniform over the first half of the reference's
+    renames): inside a write, every time. A run that finishes before its moment ends the job: `kills` counts the
+    kills that landed."""
     rng = random.Random(seed)
     rep = ChaosReport(verb)
     ref, killed = workdir / "reference", workdir / "killed"
+    counter = workdir / "renames"
+    env = _env() | ({"TORTUNER_CHAOS_AT_WRITE": "0", "TORTUNER_CHAOS_COUNT": str(counter)} if at_writes else {})
+    launch = cli_at_write if at_writes else cli
+    workdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    subprocess.run(cli(make_argv(ref)), check=True, capture_output=True, env=_env())
+    subprocess.run(launch(make_argv(ref)), check=True, capture_output=True, env=env)
     rep.reference_seconds = time.perf_counter() - t
+    renames = int(counter.read_text()) if at_writes else 0
     t = time.perf_counter()
     for _ in range(max_runs):
         rep.reruns += 1
-        proc = subprocess.Popen(cli(make_argv(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=_env())
-        if rep.kills < kills:
+        last = rep.kills >= kills
+        if at_writes:
+            env["TORTUNER_CHAOS_AT_WRITE"] = "0" if last else str(rng.randint(1, max(1, renames // 2)))
+        proc = subprocess.Popen(launch(make_argv(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env)
+        if not last and not at_writes:
             try:
                 proc.wait(timeout=rng.uniform(0.2, 0.7) * rep.reference_seconds)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                rep.kills += 1
-                rep.broken += broken_files(killed) if killed.exists() else []
-                continue
-        else:
-            proc.wait()
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        err = proc.communicate()[1].decode(errors="replace")
+        if proc.returncode == -signal.SIGKILL:
+            rep.kills += 1
+            rep.broken += broken_files(killed) if killed.exists() else []
+            continue
         if proc.returncode == 0:
             rep.finished = True
             break

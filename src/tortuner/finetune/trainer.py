@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from tortuner.config_args import arg
 from tortuner.errors import TortunerError
+from tortuner.files import read_json
 from tortuner.finetune.checkpoint import load_weights, open_run, restore_training_state, save_checkpoint
 from tortuner.finetune.dataset import ExampleSource, MicroBatches, fixed_batches
 from tortuner.finetune.runlog import RunLog
@@ -205,7 +206,8 @@ def train_gpt(cfg: TrainConfig, gpt: nn.Module, gpt_config: GPTConfig, train_src
     batches = train_batches(cfg, train_src, stop, step, accelerator)
     pbar = tqdm(total=cfg.max_steps, initial=step, desc="finetune", unit="step", disable=not main, dynamic_ncols=True)
     params = [p for p in model.parameters() if p.requires_grad]
-    last: dict[str, float] = {}
+    # a run resumed at (or near) its end reports the losses its checkpoint recorded, not none (benchmarks/chaos.py)
+    last: dict[str, float] = read_json(ck / "state.json").get("train", {}) if ck is not None else {}
     t0 = time.time()
     while step < cfg.max_steps:
         loss_text, loss_mel = accumulate_gradients(accelerator, model, batches, cfg.grad_accum)
