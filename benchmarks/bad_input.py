@@ -86,8 +86,9 @@ def torch_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def kit_state(kit) -> dict:
-    return torch_state(kit.dvae)
+def _cell(v) -> str:
+    """A verdict as a markdown table cell."""
+    return ("ok: " if v.ok else "**FAIL**: ") + v.cell.replace("|", "\\|")
 
 
 def main() -> int:
@@ -109,15 +110,15 @@ def main() -> int:
                 bad = write_audio_faults(d / "corpus")[fault]
                 v = AUDIO_VERBS[verb](kit, d, bad, fault)
                 failures += not v.ok
-                cells.append(("ok: " if v.ok else "**FAIL**: ") + v.cell.replace("|", "\\|"))
+                cells.append(_cell(v))
             print(f"| {fault} | " + " | ".join(cells) + " |", flush=True)
         print("\n| dataset-list fault (finetune) | result |\n|---|---|")
         for fault in LIST_FAULTS:
             v = list_case(kit, root / "lists" / fault.replace(" ", "_"), fault)
             failures += not v.ok
-            print(f"| {fault} | {'ok: ' if v.ok else '**FAIL**: '}{v.cell.replace('|', chr(92) + '|')} |", flush=True)
+            print(f"| {fault} | {_cell(v)} |", flush=True)
         print("\n| model-file fault | " + " | ".join(MODEL_VERBS) + " |\n" + "|---" * (len(MODEL_VERBS) + 1) + "|")
-        names = list(write_model_faults(root / "probe", kit_state(kit)))
+        names = list(write_model_faults(root / "probe", torch_state(kit.dvae)))
         for fault in names:
             cells = []
             for verb in MODEL_VERBS:
@@ -126,7 +127,7 @@ def main() -> int:
                 bad = write_model_faults(d / "corpus", torch_state(source))[fault]
                 v = model_case(verb, kit, d, bad)
                 failures += not v.ok
-                cells.append(("ok: " if v.ok else "**FAIL**: ") + v.cell.replace("|", "\\|"))
+                cells.append(_cell(v))
             print(f"| {fault} | " + " | ".join(cells) + " |", flush=True)
         print("\n| output fault | " + " | ".join(OUTPUT_VERBS) + " |\n" + "|---" * (len(OUTPUT_VERBS) + 1) + "|")
         for fault in OUTPUT_FAULTS:
@@ -138,7 +139,7 @@ def main() -> int:
                     cells.append(f"not run: cannot mount a tmpfs ({e})")
                     continue
                 failures += not v.ok
-                cells.append(("ok: " if v.ok else "**FAIL**: ") + v.cell.replace("|", "\\|"))
+                cells.append(_cell(v))
             print(f"| {fault} | " + " | ".join(cells) + " |", flush=True)
         if args.long:
             long_rows(root, kit.good[0])

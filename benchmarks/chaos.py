@@ -13,7 +13,6 @@ yet replaced): every kill lands inside an output or checkpoint write.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import shutil
 import sys
 import tempfile
@@ -21,22 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness is test support
 
-from support.bad_inputs import _dataset, make_kit  # noqa: E402
-from support.chaos import chaos, same_files  # noqa: E402
-
-
-def voices(n: int) -> list[Path]:
-    root = Path(str(importlib.resources.files("tortoise") / "voices"))
-    return sorted(root.rglob("*.wav"))[:n]
+from support.bad_inputs import _dataset, finetune_args, make_kit  # noqa: E402
+from support.chaos import chaos, same_files, voice_clips  # noqa: E402
 
 
 def verbs(root: Path) -> dict:
     """verb -> (make_argv(out), compare): every input is built here, under `root`."""
     kit = make_kit(root / "kit")
-    clips = root / "clips"
-    clips.mkdir()
-    for i, v in enumerate(voices(24)):
-        shutil.copy(v, clips / f"{i:02d}_{v.parent.name}.wav")
+    clips = voice_clips(root / "clips", 24)
     ds = _dataset(root / "ft", kit, [])
     world = root / "world"
     return {
@@ -46,10 +37,8 @@ def verbs(root: Path) -> dict:
         "prepare": (lambda out: ["prepare", *map(str, sorted(clips.glob("*.wav"))[:8]), "--out", str(out),
                                  "--min-seconds", "3", "--max-speaker-change", "off"],
                     same_files(["wavs/*.wav", "train.txt", "val.txt", "clips.jsonl"])),
-        "finetune": (lambda out: ["finetune", "--data", str(ds), "--dvae", str(kit.dvae), "--models",
-                                  str(kit.models), "--out", str(out), "--batch-size", "2", "--max-steps", "12",
-                                  "--save-every", "2", "--val-every", "0", "--samples", "0", "--device", "cpu",
-                                  "--num-workers", "0", "--resume"],
+        "finetune": (lambda out: finetune_args(kit, ds, out) + ["--batch-size", "2", "--grad-accum", "4",
+                                                                "--max-steps", "12", "--save-every", "2", "--resume"],
                      same_files(["checkpoints/step_0000012/model.safetensors"])),
         "lab build": (lambda out: ["lab", "build", "--size", "test", "--seed", "3", "--threads", "1", "--out",
                                    str(out / "w")],

@@ -20,6 +20,7 @@ from support.bad_inputs import (
     CannotMount,
     Kit,
     _dataset,
+    _folder,
     finetune_args,
     make_kit,
     model_case,
@@ -33,10 +34,9 @@ def kit(tmp_path_factory) -> Kit:
     return make_kit(tmp_path_factory.mktemp("kit"))
 
 
-def _every_fault_in(folder: Path, kit: Kit) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, g in enumerate(kit.good):
-        shutil.copy(g, folder / f"good_{i}.wav")
+def _every_fault_in(d: Path, kit: Kit) -> dict[str, Path]:
+    """`d/in`: the good clips and every audio fault beside them."""
+    folder, _ = _folder(d, kit, None)
     return write_audio_faults(folder)
 
 
@@ -52,7 +52,7 @@ def _assert_named(out, faults: dict[str, Path], searched_ok: bool, streams: bool
 
 def test_tokenize_a_folder_of_every_bad_file_keeps_the_good_ones(kit, tmp_path):
     """The reported case: a valid WAV of a few samples killed `tokenize` and lost every good clip with it."""
-    faults = _every_fault_in(tmp_path / "in", kit)
+    faults = _every_fault_in(tmp_path, kit)
     out = run_cli(["tokenize", "--dvae", str(kit.dvae), "--out", str(tmp_path / "t.jsonl"), str(tmp_path / "in")])
     assert out.status == 0
     _assert_named(out, faults, searched_ok=True)
@@ -64,7 +64,7 @@ def test_tokenize_a_folder_of_every_bad_file_keeps_the_good_ones(kit, tmp_path):
 
 
 def test_eval_tokenizer_skips_bad_manifest_rows(kit, tmp_path):
-    faults = _every_fault_in(tmp_path / "in", kit)
+    faults = _every_fault_in(tmp_path, kit)
     rows = [{"audio": f"good_{i}.wav", "text": t} for i, t in enumerate(kit.texts)]
     rows += [{"audio": p.name, "text": "x"} for p in faults.values()] + [{"text": "no audio field"}]
     (tmp_path / "in" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -96,7 +96,7 @@ def test_finetune_trains_on_the_good_lines_of_a_bad_dataset(kit, tmp_path):
 
 @pytest.mark.slow
 def test_prepare_and_speak_name_every_bad_file(kit, tmp_path):
-    faults = _every_fault_in(tmp_path / "in", kit)
+    faults = _every_fault_in(tmp_path, kit)
     out = run_cli(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "ds"), "--min-seconds", "3",
                    "--max-speaker-change", "off"])
     assert out.status == 0

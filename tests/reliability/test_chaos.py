@@ -7,23 +7,17 @@ ever be partial. (`finetune`'s exact resume has its own kill test in tests/finet
 
 from __future__ import annotations
 
-import importlib.resources
-import shutil
 from pathlib import Path
 
 import pytest
 
 from support.bad_inputs import make_kit
-from support.chaos import broken_files, chaos, same_files
+from support.chaos import broken_files, chaos, same_files, voice_clips
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    root = Path(str(importlib.resources.files("tortoise") / "voices"))
-    out = tmp_path_factory.mktemp("clips")
-    for i, v in enumerate(sorted(root.rglob("*.wav"))[:12]):
-        shutil.copy(v, out / f"{i:02d}_{v.parent.name}.wav")
-    return out
+    return voice_clips(tmp_path_factory.mktemp("clips"), 12)
 
 
 def test_broken_files_finds_a_partial_file(tmp_path):
@@ -46,14 +40,13 @@ def test_tokenize_survives_kills(tmp_path, clips):
 @pytest.mark.slow
 def test_finetune_survives_kills_inside_its_checkpoint_writes(tmp_path):
     """Killed just before a rename (a temporary complete, the final name not yet replaced), every time."""
-    from support.bad_inputs import _dataset
+    from support.bad_inputs import _dataset, finetune_args
 
     kit = make_kit(tmp_path / "kit")
     ds = _dataset(tmp_path / "ft", kit, [])
-    rep = chaos("finetune", lambda out: ["finetune", "--data", str(ds), "--dvae", str(kit.dvae), "--models",
-                                         str(kit.models), "--out", str(out), "--batch-size", "2", "--max-steps", "6",
-                                         "--save-every", "2", "--val-every", "0", "--samples", "0", "--device", "cpu",
-                                         "--num-workers", "0", "--resume"],
+    rep = chaos("finetune", lambda out: finetune_args(kit, ds, out) + ["--batch-size", "2", "--grad-accum", "4",
+                                                                      "--max-steps", "6", "--save-every", "2",
+                                                                      "--resume"],
                 same_files(["checkpoints/step_0000006/model.safetensors"]), tmp_path / "chaos", kills=3, seed=3,
                 at_writes=True)
     assert rep.kills >= 2 and rep.ok, rep

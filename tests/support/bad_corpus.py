@@ -75,13 +75,7 @@ SEARCHED = {"a folder with an audio name"}
 
 def write_audio_faults(folder: Path) -> dict[str, Path]:
     """Every audio fault under its own `bad_NN.wav` in `folder`; returns fault name -> path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for i, (name, write) in enumerate(AUDIO_FAULTS.items()):
-        path = folder / f"bad_{i:02d}.wav"
-        write(path)
-        out[name] = path
-    return out
+    return _write_each(folder, AUDIO_FAULTS, "bad_{:02d}.wav")
 
 
 class _Evil:
@@ -110,11 +104,16 @@ def write_model_faults(folder: Path, good: dict[str, torch.Tensor]) -> dict[str,
         "code-running raw pickle": lambda p: p.write_bytes(pickle.dumps({"weights": _Evil(folder / "PWNED")})),
         "a folder with a model name": lambda p: p.mkdir(),
     }
+    return _write_each(folder, faults, "model_{:02d}.pth")
+
+
+def _write_each(folder: Path, faults: dict[str, Callable[[Path], None]], name: str) -> dict[str, Path]:
+    """Each writer's fault under `folder / name.format(i)`; returns fault name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for i, (name, write) in enumerate(faults.items()):
-        path = folder / f"model_{i:02d}.pth"
-        write(path)
-        out[name] = path
+    for i, (fault, write) in enumerate(faults.items()):
+        out[fault] = folder / name.format(i)
+        write(out[fault])
     return out
 
 

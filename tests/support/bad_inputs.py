@@ -157,6 +157,7 @@ def _dataset(d: Path, kit: Kit, extra_lines: list[bytes]) -> Path:
 
 
 def finetune_args(kit: Kit, ds: Path, out: Path, dvae: Path | None = None, models: Path | None = None) -> list[str]:
+    """A one-step, CPU `finetune` on the tiny models; flags appended after these override them (argparse)."""
     return ["finetune", "--data", str(ds), "--dvae", str(dvae or kit.dvae), "--models", str(models or kit.models),
             "--out", str(out), "--batch-size", "1", "--grad-accum", "1", "--max-steps", "1", "--save-every", "1",
             "--val-every", "0", "--samples", "0", "--device", "cpu", "--num-workers", "0"]

@@ -52,6 +52,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
+def voice_clips(folder: Path, n: int) -> Path:
+    """The first `n` real voice clips shipped with `tortoise`, copied into `folder` (the long verbs' inputs)."""
+    import importlib.resources
+    import shutil
+
+    root = Path(str(importlib.resources.files("tortoise") / "voices"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, v in enumerate(sorted(root.rglob("*.wav"))[:n]):
+        shutil.copy(v, folder / f"{i:02d}_{v.parent.name}.wav")
+    return folder
+
+
 def broken_files(root: Path) -> list[str]:
     """Files under final names (not `.*.tmp`) that do not read whole: what a kill must never leave visible."""
     import soundfile as sf

@@ -65,12 +65,7 @@ def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False,
     where the header tells, so a 3-hour file is refused without being read), silent, or holds NaN/inf samples.
     """
     path = Path(path)
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if not path.is_file():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
+    check_audio_file(path)
     try:
         info = sf.info(str(path))
         header_seconds = info.frames / info.samplerate
@@ -83,9 +78,7 @@ def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False,
         raise _too_long(path, data.shape[0] / file_sr, max_seconds)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
-    if data.shape[0] < MIN_SECONDS * file_sr:
-        raise AudioError(f"{path}: too short ({data.shape[0]} samples, {data.shape[0] / file_sr:.3f} s; "
-                         f"at least {MIN_SECONDS} s needed)")
+    check_not_too_short(path, data.shape[0], file_sr)
     wav = data.mean(axis=1).astype(np.float32)
     if not np.all(np.isfinite(wav)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
@@ -93,6 +86,22 @@ def load_audio(path: str | os.PathLike, sr: int, allow_silent: bool = False,
         raise AudioError(f"{path}: audio is silent")
     wav = resample(wav, file_sr, sr)
     return torch.from_numpy(np.clip(wav, -1.0, 1.0))
+
+
+def check_audio_file(path: Path) -> None:
+    """An `AudioError` naming `path` if it is a folder, missing or empty: what every audio reader checks first."""
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if not path.is_file():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+
+
+def check_not_too_short(path: Path, frames: int, sr: float) -> None:
+    """An `AudioError` naming `path` if its `frames` at `sr` are under `MIN_SECONDS`."""
+    if frames < MIN_SECONDS * sr:
+        raise AudioError(f"{path}: too short ({frames} samples, {frames / sr:.3f} s; at least {MIN_SECONDS} s needed)")
 
 
 def _too_long(path: Path, seconds: float, limit: float) -> AudioError:

@@ -170,6 +170,7 @@ def _score_and_write(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg
     voices = cfg.max_speaker_change is not None or bool(cfg.reference_voice)
     rows: list[dict] = []
     passed: list[dict] = []
+    untranscribed = models.transcripts is None and models.asr is None  # --asr none: keep without text
     found = pieces.clips(Tape(info), plan, cfg.segment_config(), cfg.sample_rate, cfg.window_seconds, thresholds,
                          cfg.max_voice_change if cfg.max_speaker_change is not None else None,
                          models.embedder if voices else None, models.reference, progress)
@@ -187,7 +188,6 @@ def _score_and_write(job: Job, info: AudioInfo, plan: list[list[Candidate]], cfg
             row["reason"] = row["failed"][0]
             continue
         passed.append(row)
-        untranscribed = models.transcripts is None and models.asr is None  # --asr none: keep without text
         text = "" if untranscribed else _transcript(row["name"], clip.x16, models)
         if text is None:  # only a whole-file transcript, which fits only a source that yields one clip: decided below
             row["audio"] = f"wavs/{row['name']}.wav"

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from tortuner.audio.io import MIN_SECONDS, AudioError
+from tortuner.audio.io import AudioError, check_audio_file, check_not_too_short
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,13 @@ class AudioInfo:
 def probe(path: Path) -> AudioInfo:
     """Sample rate and duration, or an `AudioError` naming the file if it is missing, empty, too short or not
     audio."""
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if not path.is_file():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
+    check_audio_file(path)
     try:
         info = sf.info(str(path))
     except Exception:
         info = None
     if info is not None and info.frames > 0:
-        if info.frames < MIN_SECONDS * info.samplerate:
-            raise AudioError(f"{path}: too short ({info.frames} samples, {info.frames / info.samplerate:.3f} s; "
-                             f"at least {MIN_SECONDS} s needed)")
+        check_not_too_short(path, info.frames, info.samplerate)
         return AudioInfo(path, int(info.samplerate), info.frames / info.samplerate, False)
     try:
         out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from tortuner.audio.io import AudioError, load_audio
+from tortuner.audio.io import AudioError, check_audio_file, load_audio
 from tortuner.audio.mel import DVAE_SR, DvaeMel
 from tortuner.errors import TortunerError
 from tortuner.files import read_jsonl, sha_file, write_jsonl
@@ -99,11 +99,11 @@ def read_list(path: Path, speakers: dict[str, str] | None = None,
                 problem = f"expected `wavs/NAME.wav|transcript`, got {line[:80]!r}"
             else:
                 text = parts[2] if len(parts) >= 3 and parts[2].strip() else parts[1]
-                audio = _resolve(path.parent, parts[0].strip())
                 name = parts[0].strip()
                 if not Path(name).is_absolute() and os.path.normpath(name).split(os.sep)[0] == "..":
                     problem = f"{name!r} is outside the dataset folder {path.parent}"  # symlinks inside are fine
                 else:
+                    audio = _resolve(path.parent, name)
                     speaker = (speakers or {}).get(str(audio.resolve()), "default")
                     clips.append(DatasetClip(audio=audio, text=text.strip(), speaker=speaker))
                     continue
@@ -164,9 +164,10 @@ def attach_tokens(clips: list[DatasetClip], dvae_path: str | Path, cache_dir: st
         if len(encode_text(c.text)) > max_text_tokens:
             report.too_long_text.append(str(c.audio))
             continue
-        if not c.audio.is_file():
-            report.unreadable.append(f"{c.audio}: " + ("is a folder, not an audio file" if c.audio.is_dir()
-                                                          else "file not found"))
+        try:
+            check_audio_file(c.audio)
+        except AudioError as e:
+            report.unreadable.append(str(e))
             continue
         key, digest = str(c.audio.resolve()), sha_file(c.audio)
         row = cache.get(key)
