@@ -1,5 +1,5 @@
 """The training toolkit every loop in tortuner uses: learning-rate schedules, AdamW parameter groups, one optimiser
-step, scalar logging, and the resumable stage runner of `lab build` / `lab run`.
+step, scalar logging, mid-loop checkpoints, and the resumable stage runner of `lab build` / `lab run`.
 
 The loops themselves stay plain Python you can read top to bottom (lab/train.py, recover/*.py, finetune/trainer.py);
 what they all do the same way lives here, once. Each schedule returns the learning rate itself, with the arithmetic
@@ -8,16 +8,19 @@ in the order the loops always used, so a world or a run built before this module
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from tortuner.files import write_json
+from tortuner.files import torch_load, torch_save, write_json
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -115,6 +118,106 @@ class ScalarLog:
             return
         for name, value in scalars.items():
             self.writer.add_scalar(f"{self.prefix}/{name}", value, self.offset + step)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+Stateful = nn.Module | torch.optim.Optimizer | random.Random | torch.Generator | torch.Tensor | list | dict
+
+
+def _capture(obj: Stateful) -> Any:
+    if isinstance(obj, (nn.Module, torch.optim.Optimizer)):
+        return obj.state_dict()
+    if isinstance(obj, random.Random):
+        return obj.getstate()
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, (list, dict)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__}")
+
+
+def _restore(obj: Stateful, saved: Any) -> None:
+    if isinstance(obj, (nn.Module, torch.optim.Optimizer)):
+        obj.load_state_dict(saved)
+    elif isinstance(obj, random.Random):
+        obj.setstate(_as_tuples(saved))
+    elif isinstance(obj, torch.Generator):
+        obj.set_state(saved)
+    elif isinstance(obj, torch.Tensor):
+        with torch.no_grad():
+            obj.copy_(saved)
+    elif isinstance(obj, list):
+        obj[:] = saved
+    else:
+        obj.clear()
+        obj.update(saved)
+
+
+def _as_tuples(x: Any) -> Any:
+    """`random.Random.setstate` wants tuples all the way down."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+class LoopCheckpoint:
+    """Mid-loop resume for a training loop, so a kill costs at most `every_seconds` of training, not a whole stage.
+
+    The loop hands over everything its future depends on — models, optimisers, its `random.Random` and
+    `torch.Generator`s, its history lists, a dict of anything else (tensors, numbers, strings) — with `resume`, and
+    calls `save_if_due(steps_done)` after each step. Every `every_seconds` (0: after every step) the state of all of
+    them plus torch's global RNG (dropout) is written to `path` atomically. A rerun of the same loop restores it in
+    `resume`, which returns the step to continue from, and goes on bit for bit as if never stopped. The owner calls
+    `done()` once the loop's outputs are written, which deletes the file. `path=None` checkpoints nothing (loops
+    called from tests and benchmarks). `key` names the settings the loop ran with: a file saved with another key
+    is from another job and is ignored (with a line saying so).
+    """
+
+    def __init__(self, path: str | Path | None, every_seconds: float = 60.0, key: str = ""):
+        self.path = Path(path) if path is not None else None
+        self.every, self.key = every_seconds, key
+        self.objects: dict[str, Stateful] = {}
+        self.last = time.monotonic()
+
+    @classmethod
+    def beside(cls, out: str | Path, cfg: Any, tag: str = "loop") -> LoopCheckpoint:
+        """The checkpoint `<out stem>.<tag>.pt` of a verb writing `out`, run with the dataclass config `cfg`: saved
+        every `cfg.checkpoint_seconds`, keyed by every other setting but `threads`."""
+        settings = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "checkpoint_seconds")}
+        return cls(Path(out).with_suffix(f".{tag}.pt"), cfg.checkpoint_seconds,
+                   f"{tag} {json.dumps(settings, sort_keys=True, default=str)}")
+
+    def resume(self, **objects: Stateful) -> int:
+        """Register the loop's state; restore it from the file when there is one. Returns the steps already done."""
+        self.objects, self.last = objects, time.monotonic()
+        if self.path is None or not self.path.is_file():
+            return 0
+        saved = torch_load(self.path, "training checkpoint")
+        if saved.get("key") != self.key or set(saved["state"]) != set(objects):
+            print(f"{self.path}: saved by a run with other settings; starting this loop from step 0", flush=True)
+            return 0
+        for name, obj in objects.items():
+            _restore(obj, saved["state"][name])
+        torch.set_rng_state(saved["torch_rng"])
+        print(f"{self.path}: resuming at step {saved['step']}", flush=True)
+        return int(saved["step"])
+
+    def save_if_due(self, step: int) -> None:
+        """After `step` steps: save when `every_seconds` have passed since the last save (or the start)."""
+        if self.path is not None and time.monotonic() - self.last >= self.every:
+            self.save(step)
+
+    def save(self, step: int) -> None:
+        """Save now (also after an expensive piece of work inside a loop, e.g. relabelling)."""
+        if self.path is None:
+            return
+        torch_save({"key": self.key, "step": step, "torch_rng": torch.get_rng_state(),
+                    "state": {name: _capture(obj) for name, obj in self.objects.items()}}, self.path)
+        self.last = time.monotonic()
+
+    def done(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ stages

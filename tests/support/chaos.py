@@ -102,6 +102,7 @@ class ChaosReport:
     broken: list[str] = field(default_factory=list)   # partial files seen under final names after a kill
     differences: list[str] = field(default_factory=list)  # outputs that differ from the uninterrupted run
     finished: bool = False
+    mid_loop: int = 0              # reruns that continued a training loop from its in-loop checkpoint
 
     @property
     def redone_per_kill(self) -> float:
@@ -139,14 +140,15 @@ def chaos(verb: str, make_argv: Callable[[Path], list[str]], compare: Callable[[
         last = rep.kills >= kills
         if at_writes:
             env["TORTUNER_CHAOS_AT_WRITE"] = "0" if last else str(rng.randint(1, max(1, renames // 2)))
-        proc = subprocess.Popen(launch(make_argv(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        proc = subprocess.Popen(launch(make_argv(killed)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env)
         if not last and not at_writes:
             try:
                 proc.wait(timeout=rng.uniform(0.2, 0.7) * rep.reference_seconds)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
-        err = proc.communicate()[1].decode(errors="replace")
+        out, err = (b.decode(errors="replace") for b in proc.communicate())
+        rep.mid_loop += "resuming at step" in out  # training.LoopCheckpoint.resume
         if proc.returncode == -signal.SIGKILL:
             rep.kills += 1
             rep.broken += broken_files(killed) if killed.exists() else []

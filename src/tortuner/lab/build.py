@@ -1,7 +1,9 @@
 """`tortuner lab build`: make a world with a hidden teacher tokenizer and public models trained on its tokens.
 
 Stages run in order and are recorded in `world.json`; a killed build reruns only unfinished stages (each stage
-writes its outputs atomically, then marks itself done). Everything is seeded, so a seed gives the same world.
+writes its outputs atomically, then marks itself done), and a training stage continues from its last in-loop
+checkpoint (`work/<stage>.loop.pt`, every `--checkpoint-seconds`). Everything is seeded, so a seed gives the same
+world, killed or not.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tortuner.models.gpt_data import encode_text
 from tortuner.models.renderer import Renderer, fit_advance
 from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_clvp, build_gpt
-from tortuner.training import run_stages, set_dropout
+from tortuner.training import LoopCheckpoint, run_stages, set_dropout
 
 BUILD_STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
 
@@ -47,6 +49,8 @@ class BuildConfig:
     # or, for a world already started, the precision it was started with.
     mixed_precision: str = arg("auto", "bf16 autocast for the teacher and renderer training (auto = where the CPU "
                                        "has native bf16)", choices=("auto", "no", "bf16"))
+    checkpoint_seconds: float = arg(60.0, "save a training stage's state this often, so a killed build loses at "
+                                          "most this much training (0 = after every step)")
 
 
 def resolve_precision(mixed_precision: str) -> str:
@@ -153,6 +157,11 @@ class WorldBuilder:
         writer.close()
         return read_json(self.paths.report) if self.paths.report.is_file() else {}
 
+    def loop_checkpoint(self, stage: str, seed: int) -> LoopCheckpoint:
+        """The in-loop checkpoint of a training stage; valid only for the same size, seed and precision."""
+        key = f"{stage} {self.cfg.size} {seed} {self.state['mixed_precision']} {sorted(asdict(self.size).items())}"
+        return LoopCheckpoint(self.paths.work / f"{stage}.loop.pt", self.cfg.checkpoint_seconds, key)
+
     # ------------------------------------------------------------------------------------------------ stages
     def _stage_speech(self, writer, seed):
         p = self.paths
@@ -164,11 +173,13 @@ class WorldBuilder:
         dvae = DiscreteVAE(DVAEConfig(num_tokens=s.num_codes, codebook_dim=s.codebook_dim, hidden_dim=s.dvae_hidden,
                                       num_resnet_blocks=s.dvae_blocks))
         clips = speech_clips(self.paths.teacher_speech, self.mel)
-        hist = train.train_teacher(clips, dvae, s.dvae_steps, s.batch, 256, writer, seed, bf16=self.bf16)
+        ckpt = self.loop_checkpoint("teacher", seed)
+        hist = train.train_teacher(clips, dvae, s.dvae_steps, s.batch, 256, writer, seed, bf16=self.bf16, ckpt=ckpt)
         save_dvae(dvae, self.paths.teacher)
         for folder in (self.paths.teacher_speech, self.paths.eval, self.paths.newvoice):
             _attach_tokens(folder, dvae)
         torch_save({"teacher": torch.tensor(hist)}, self.paths.work / "history_teacher.pt")
+        ckpt.done()
 
     def training_clips(self) -> list[WorldClip]:
         """What the public models learn from: the teacher's speech and the public speech, with teacher tokens.
@@ -185,12 +196,14 @@ class WorldBuilder:
         cfgs = self.size.model_configs()
         gpt = build_gpt(cfgs["gpt"])
         set_dropout(gpt, self.size.gpt_dropout)
+        ckpt = self.loop_checkpoint("gpt", seed)
         hist = train.train_gpt(self.training_clips(), gpt, self.size.gpt_steps, self.size.gpt_batch,
-                               self.size.cond_samples, writer, seed, lr=self.size.gpt_lr)
+                               self.size.cond_samples, writer, seed, lr=self.size.gpt_lr, ckpt=ckpt)
         self.paths.models.mkdir(parents=True, exist_ok=True)
         save_model_config(self.paths.models, cfgs)
         torch_save(gpt.state_dict(), self.paths.models / "autoregressive.pth")
         torch_save({"gpt": torch.tensor(hist)}, self.paths.work / "history_gpt.pt")
+        ckpt.done()
 
     def renderer_items(self, clips: list[WorldClip], gpt,
                        rng: random.Random) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -209,20 +222,24 @@ class WorldBuilder:
         items = self.renderer_items(self.training_clips(), gpt, random.Random(seed))
         cfgs = self.size.model_configs()
         model = Renderer(cfgs["renderer"])
+        ckpt = self.loop_checkpoint("renderer", seed)
         hist = train.train_renderer(items, model, self.size.renderer_steps, self.size.batch, 48, writer, seed,
-                                    bf16=self.bf16)
+                                    bf16=self.bf16, ckpt=ckpt)
         model.cfg.advance = fit_advance(model, items[:64])
         save_model_config(self.paths.models, cfgs)  # now with the renderer's measured timing
         torch_save(model.state_dict(), self.paths.models / "renderer.pth")
         torch_save({"renderer": torch.tensor(hist)}, self.paths.work / "history_renderer.pt")
+        ckpt.done()
 
     def _stage_clvp(self, writer, seed):
         pairs = [(encode_text(c.text), c.tokens) for c in self.training_clips()]
         clvp = build_clvp(self.size.model_configs()["clvp"])
         set_dropout(clvp, self.size.clvp_dropout)
-        hist = train.train_clvp(pairs, clvp, self.size.clvp_steps, self.size.batch, writer, seed)
+        ckpt = self.loop_checkpoint("clvp", seed)
+        hist = train.train_clvp(pairs, clvp, self.size.clvp_steps, self.size.batch, writer, seed, ckpt=ckpt)
         torch_save(clvp.state_dict(), self.paths.models / "clvp2.pth")
         torch_save({"clvp": torch.tensor(hist)}, self.paths.work / "history_clvp.pt")
+        ckpt.done()
 
     def _stage_report(self, writer, seed):
         from tortuner.lab.report import world_report

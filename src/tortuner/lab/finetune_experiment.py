@@ -150,7 +150,7 @@ def run_experiment(cfg: LabFinetuneConfig) -> dict[str, Any]:
     batches = fixed_batches(val_src, cfg.batch_size, gcfg.stop_mel_token, cfg.seed)
     tcfg = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, grad_accum=1, lr=cfg.lr,
                        warmup_steps=cfg.warmup_steps, schedule="cosine", grad_checkpointing=False,
-                       save_every=max(1, cfg.steps // 2), keep_checkpoints=1, val_every=max(1, cfg.steps // 2),
+                       save_every=max(1, cfg.steps // 4), keep_checkpoints=1, val_every=max(1, cfg.steps // 2),
                        samples=0, log_every=5, seed=cfg.seed, num_workers=0, device=cfg.device, resume=True)
     gpts = {"base": load_tortoise_model(world.models, "gpt")}
     train_loss = {}

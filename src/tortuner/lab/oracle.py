@@ -19,6 +19,7 @@ from tortuner.models.dvae import DiscreteVAE
 from tortuner.recover.data import Augment, load_real
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
 from tortuner.synth.shards import Pair
+from tortuner.training import LoopCheckpoint
 
 
 def teacher_labelled_speech(world: WorldPaths, teacher: DiscreteVAE) -> list[Pair]:
@@ -35,7 +36,8 @@ def teacher_labelled_speech(world: WorldPaths, teacher: DiscreteVAE) -> list[Pai
     return out
 
 
-def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: int = 0, seed: int = 0) -> DiscreteVAE:
+def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: int = 0, seed: int = 0,
+                 checkpoint_seconds: float = 60.0) -> DiscreteVAE:
     """The student of `preset` (the distilled dVAE's shape) trained on teacher-labelled real speech for `steps`
     (0 = the preset's distillation budget, pre-training + fine-tuning), with the distillation's optimiser, crops and
     augmentation; read from `out` when it exists (it depends only on the world, the preset and the seed)."""
@@ -50,8 +52,10 @@ def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: in
     model = new_dvae(cfg, teacher.cfg.num_tokens)
     init_codebook_from_classes(model, pairs)
     trainer = CodeTrainer(model, cfg.lr)
-    train_on_pairs(trainer, pairs, steps or preset.distill_steps + preset.finetune_steps, cfg.batch, cfg.crop_tokens,
-                   seed, Augment(), tag="oracle")
+    steps = steps or preset.distill_steps + preset.finetune_steps
+    ckpt = LoopCheckpoint(out.with_suffix(".loop.pt"), checkpoint_seconds, f"oracle {steps} {seed} {preset}")
+    train_on_pairs(trainer, pairs, steps, cfg.batch, cfg.crop_tokens, seed, Augment(), tag="oracle", ckpt=ckpt)
     model = trainer.commit()
     save_dvae(model, out)
+    ckpt.done()
     return model

@@ -45,6 +45,8 @@ class RunConfig:
     pseudo_weight: float = arg(1.0, "the improved stage's pseudo-label weight (self-training: anchor 1, no recon loss)")
     seed: int = arg(0, "seed of every stage")
     threads: int = arg(2, "torch threads")
+    checkpoint_seconds: float = arg(60.0, "save a training stage's state this often, so a killed run loses at most "
+                                          "this much training (0 = after every step)")
 
 
 class LabRun:
@@ -85,7 +87,8 @@ class LabRun:
         pr = self.preset
         base = dict(synth=self.p("synth"), out=self.p("distill.pth"), models=str(self.world.models),
                     codebook_dim=pr.codebook_dim, hidden_dim=pr.hidden_dim, num_resnet_blocks=pr.blocks,
-                    steps=pr.distill_steps, finetune_steps=pr.finetune_steps, batch=pr.batch, seed=self.cfg.seed)
+                    steps=pr.distill_steps, finetune_steps=pr.finetune_steps, batch=pr.batch, seed=self.cfg.seed,
+                    checkpoint_seconds=self.cfg.checkpoint_seconds)
         return DistillConfig(**{**base, **kw})
 
     def _distill(self):
@@ -97,12 +100,13 @@ class LabRun:
     def _decoder(self):
         return run_decoder(DecoderConfig(synth=self.p("synth"), dvae=self.p("distill.pth"),
                                          out=self.p("decoder.pth"), steps=self.preset.decoder_steps,
-                                         batch=self.preset.batch, seed=self.cfg.seed))
+                                         batch=self.preset.batch, seed=self.cfg.seed,
+                                         checkpoint_seconds=self.cfg.checkpoint_seconds))
 
     def recon_config(self, **kw) -> ReconConfig:
         base = dict(speech=str(self.world.public_speech), synth=self.p("synth"), dvae=self.p("decoder.pth"),
                     out=self.p("recon.pth"), steps=self.preset.recon_steps, batch=self.preset.batch,
-                    models=str(self.world.models), seed=self.cfg.seed)
+                    models=str(self.world.models), seed=self.cfg.seed, checkpoint_seconds=self.cfg.checkpoint_seconds)
         return ReconConfig(**{**base, **kw})
 
     def _recon(self):
@@ -127,9 +131,15 @@ class LabRun:
         models = self.world.models
         gpt, clvp = load_tortoise_model(models, "gpt").eval(), load_tortoise_model(models, "clvp").eval()
         clips = load_real(self.world.public_speech)
-        scores = {name: score_tokenizer(load_dvae(self.p(f"{name}.pth")), clips, None, gpt, clvp,
-                                        self._cond_samples())
-                  for name in ("decoder", "recon", "improved")}
+        scores = {}
+        for name in ("decoder", "recon", "improved"):  # each score kept on disk: a killed stage redoes one at most
+            cached = self.out / f"select_{name}.json"
+            if cached.is_file() and read_json(cached).get("sha256") == sha_file(self.p(f"{name}.pth"), "sha256"):
+                scores[name] = read_json(cached)["scores"]
+                continue
+            scores[name] = score_tokenizer(load_dvae(self.p(f"{name}.pth")), clips, None, gpt, clvp,
+                                           self._cond_samples())
+            write_json(cached, {"sha256": sha_file(self.p(f"{name}.pth"), "sha256"), "scores": scores[name]})
         best = max(scores, key=lambda n: scores[n]["gpt_gain"])
         shutil.copyfile(self.p(f"{best}.pth"), self.p("dvae.pth"))
         return {key: {n: m[metric] for n, m in scores.items()}
@@ -141,7 +151,8 @@ class LabRun:
         return run_baseline(BaselineConfig(speech=str(self.world.public_speech), models=str(self.world.models),
                                            out=self.p("baseline.pth"), codebook_dim=pr.codebook_dim,
                                            hidden_dim=pr.hidden_dim, num_resnet_blocks=pr.blocks,
-                                           steps=pr.baseline_steps, batch=pr.batch, seed=self.cfg.seed))
+                                           steps=pr.baseline_steps, batch=pr.batch, seed=self.cfg.seed,
+                                           checkpoint_seconds=self.cfg.checkpoint_seconds))
 
     def _cond_samples(self) -> int:
         return cond_samples_of(model_configs(self.world.models))
@@ -169,8 +180,8 @@ class LabRun:
             "clvp_recovered": final["clvp"], "selected": self.state["stages"].get("select", {}).get("selected"),
         }
         # the same student and budget with the teacher's own labels on real speech: the ceiling top-1 is read against
-        oracle = score_tokenizer(train_oracle(w, self.preset, self.out / "oracle.pth", seed=self.cfg.seed), clips,
-                                 teacher)
+        oracle = score_tokenizer(train_oracle(w, self.preset, self.out / "oracle.pth", seed=self.cfg.seed,
+                                              checkpoint_seconds=self.cfg.checkpoint_seconds), clips, teacher)
         rep["oracle_agreement_top1"], rep["oracle_agreement_top5"] = oracle["agreement_top1"], oracle["agreement_top5"]
         stages = {}
         for name in ("distill", "decoder", "recon", "improved"):

@@ -1,6 +1,7 @@
 """Training the lab's models: the hidden teacher dVAE, and the public GPT, renderer and CLVP built on its tokens.
 
-Plain loops you can read top to bottom; each returns its loss history so the world report can plot it.
+Plain loops you can read top to bottom; each returns its loss history so the world report can plot it. Each takes
+an optional `training.LoopCheckpoint`, so a killed `lab build` continues inside the stage, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tortuner.models.dvae import DiscreteVAE
 from tortuner.models.gpt_data import GPTExample, collate, crop_or_pad, encode_text, gpt_losses, total_loss
 from tortuner.models.renderer import Renderer, output_frames
 from tortuner.synth.sample import teacher_forced
-from tortuner.training import ScalarLog, autocast, optimizer_step, param_groups, warmup_cosine
+from tortuner.training import LoopCheckpoint, ScalarLog, autocast, optimizer_step, param_groups, warmup_cosine
 
 
 @dataclass
@@ -36,7 +37,8 @@ class WorldClip:
 
 
 def train_teacher(clips: list[WorldClip], model: DiscreteVAE, steps: int, batch: int, crop_frames: int,
-                  writer: SummaryWriter, seed: int, lr: float = 2e-3, bf16: bool = False) -> list[float]:
+                  writer: SummaryWriter, seed: int, lr: float = 2e-3, bf16: bool = False,
+                  ckpt: LoopCheckpoint | None = None) -> list[float]:
     """Standard VQ-VAE: MSE reconstruction + 0.25 commitment, EMA codebook; plus two usual fixes for usage.
 
     The EMA codebook starts from random vectors far from the encoder's outputs, so after a short warm-up it is
@@ -49,9 +51,11 @@ def train_teacher(clips: list[WorldClip], model: DiscreteVAE, steps: int, batch:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     log = ScalarLog(writer, "teacher")
     model.train()
-    history = []
+    history: list[float] = []
     warmup = max(1, steps // 20)
-    for step in tqdm(range(steps), desc="teacher dVAE", leave=False):
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=model, opt=opt, rng=rng, gen=gen, history=history)
+    for step in tqdm(range(start, steps), desc="teacher dVAE", leave=False, initial=start, total=steps):
         mels = []
         for clip in rng.choices(clips, k=batch):
             m = clip.mel
@@ -71,6 +75,7 @@ def train_teacher(clips: list[WorldClip], model: DiscreteVAE, steps: int, batch:
             writer.add_scalar("teacher/restarted", restarted, step)
         history.append(rec.item())
         log(step, recon_mse=rec.item())
+        ckpt.save_if_due(step + 1)
     model.eval()
     return history
 
@@ -94,13 +99,13 @@ def gpt_example(clip: WorldClip, same_speaker: list[WorldClip], mel: DvaeMel, co
 BUCKET_POOL = 8  # batches drawn at once and regrouped by length
 
 
-def length_buckets(pool: list[WorldClip], batch: int, rng: random.Random) -> list[list[WorldClip]]:
-    """`pool` cut into batches of similar length, in random order.
+def length_buckets(pool: list[int], clips: list[WorldClip], batch: int, rng: random.Random) -> list[list[int]]:
+    """`pool` (indices into `clips`) cut into batches of similar length, in random order.
 
     Random batches of the lab's 1-11 s clips are 38 % padding; grouping a pool of 8 batches by length cuts that to
     10 %, and the GPT computes on every padded position.
     """
-    pool = sorted(pool, key=lambda c: c.wav.numel())
+    pool = sorted(pool, key=lambda i: clips[i].wav.numel())
     out = [pool[i : i + batch] for i in range(0, len(pool), batch)]
     rng.shuffle(out)
     return out
@@ -108,7 +113,8 @@ def length_buckets(pool: list[WorldClip], batch: int, rng: random.Random) -> lis
 
 def train_gpt(clips: list[WorldClip], gpt: torch.nn.Module, steps: int, batch: int, cond_samples: int,
               writer: SummaryWriter, seed: int, lr: float = 1e-3, bf16: bool = False,
-              hook: Callable[[int], None] | None = None, cond_clips: int = 2) -> list[float]:
+              hook: Callable[[int], None] | None = None, cond_clips: int = 2,
+              ckpt: LoopCheckpoint | None = None) -> list[float]:
     """TorToiSe's GPT objective (0.01 text CE + mel CE) from scratch, AdamW with warmup and cosine decay.
 
     Weight decay 0.01 on weight matrices only (`training.param_groups`). `hook(step)` runs after every step
@@ -120,12 +126,14 @@ def train_gpt(clips: list[WorldClip], gpt: torch.nn.Module, steps: int, batch: i
     opt = torch.optim.AdamW(param_groups(gpt, 0.01), lr=lr, betas=(0.9, 0.96))
     log = ScalarLog(writer, "gpt")
     gpt.train()
-    history = []
-    batches: list[list[WorldClip]] = []
-    for step in tqdm(range(steps), desc="public GPT", leave=False):
+    history: list[float] = []
+    batches: list[list[int]] = []
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=gpt, opt=opt, rng=rng, history=history, batches=batches)
+    for step in tqdm(range(start, steps), desc="public GPT", leave=False, initial=start, total=steps):
         if not batches:
-            batches = length_buckets(rng.choices(clips, k=batch * BUCKET_POOL), batch, rng)
-        picked = batches.pop()
+            batches += length_buckets(rng.choices(range(len(clips)), k=batch * BUCKET_POOL), clips, batch, rng)
+        picked = [clips[i] for i in batches.pop()]
         b = collate([gpt_example(c, by_speaker[c.speaker], mel, cond_samples, rng, cond_clips) for c in picked],
                     gpt.stop_mel_token)
         with autocast(bf16):
@@ -136,6 +144,7 @@ def train_gpt(clips: list[WorldClip], gpt: torch.nn.Module, steps: int, batch: i
         log(step, mel_ce=loss_mel.item(), text_ce=loss_text.item())
         if hook is not None:
             hook(step + 1)
+        ckpt.save_if_due(step + 1)
     gpt.eval()
     return history
 
@@ -166,14 +175,16 @@ def gpt_latents(gpt: torch.nn.Module, examples: list[GPTExample], batch: int = 1
 
 def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], model: Renderer, steps: int,
                    batch: int, crop_codes: int, writer: SummaryWriter, seed: int, lr: float = 2e-3,
-                   bf16: bool = False) -> list[float]:
+                   bf16: bool = False, ckpt: LoopCheckpoint | None = None) -> list[float]:
     """L1 between rendered and real univnet mels on random crops. items: (latents (N,D), cond_mels, target)."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     log = ScalarLog(writer, "renderer")
     model.train()
-    history = []
-    for step in tqdm(range(steps), desc="renderer", leave=False):
+    history: list[float] = []
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=model, opt=opt, rng=rng, history=history)
+    for step in tqdm(range(start, steps), desc="renderer", leave=False, initial=start, total=steps):
         lats, conds, targets = [], [], []
         for lat, cond, target in rng.choices(items, k=batch):
             n = min(crop_codes, lat.shape[0])
@@ -189,6 +200,7 @@ def train_renderer(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
         optimizer_step(opt, loss, warmup_cosine(step, steps, lr))
         history.append(loss.item())
         log(step, l1=loss.item())
+        ckpt.save_if_due(step + 1)
     model.eval()
     return history
 
@@ -206,19 +218,23 @@ def clvp_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Te
 
 
 def train_clvp(pairs: list[tuple[torch.Tensor, torch.Tensor]], clvp: torch.nn.Module, steps: int, batch: int,
-               writer: SummaryWriter, seed: int, lr: float = 1e-3) -> list[float]:
+               writer: SummaryWriter, seed: int, lr: float = 1e-3,
+               ckpt: LoopCheckpoint | None = None) -> list[float]:
     """Contrastive (text, teacher tokens) training of the stock CLVP."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(clvp.parameters(), lr=lr, weight_decay=0.01)
     log = ScalarLog(writer, "clvp")
     clvp.train()
-    history = []
-    for step in tqdm(range(steps), desc="CLVP", leave=False):
+    history: list[float] = []
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=clvp, opt=opt, rng=rng, history=history)
+    for step in tqdm(range(start, steps), desc="CLVP", leave=False, initial=start, total=steps):
         text, speech = clvp_batch(rng.sample(pairs, k=min(batch, len(pairs))))
         loss = clvp(text, speech, return_loss=True)
         optimizer_step(opt, loss, warmup_cosine(step, steps, lr))
         history.append(loss.item())
         log(step, loss=loss.item())
+        ckpt.save_if_due(step + 1)
     clvp.eval()
     return history
 

@@ -24,7 +24,7 @@ from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import RealClip, load_real, mel_batch
 from tortuner.recover.distill import num_codes_of
 from tortuner.recover.evaluate import clip_tokens
-from tortuner.training import ScalarLog, optimizer_step
+from tortuner.training import LoopCheckpoint, ScalarLog, optimizer_step
 
 
 @dataclass
@@ -42,18 +42,23 @@ class BaselineConfig:
     commitment_weight: float = arg(0.25, "weight of the commitment loss")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
+    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
+                                          "much training (0 = after every step)")
 
 
 def train_vqvae(model: DiscreteVAE, mels: list[torch.Tensor], steps: int, batch: int, crop: int, lr: float,
-                commitment_weight: float, seed: int, writer: SummaryWriter | None = None) -> list[float]:
+                commitment_weight: float, seed: int, writer: SummaryWriter | None = None,
+                ckpt: LoopCheckpoint | None = None) -> list[float]:
     """Standard VQ-VAE training on random mel crops (MSE + commitment, EMA codebook), with dead codes restarted
     every 50 steps (`EMACodebook.restart_dead_codes`); returns the loss of every step."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(list(model.encoder.parameters()) + list(model.decoder.parameters()), lr=lr)
     log = ScalarLog(writer, "baseline")
     model.train()
-    hist = []
-    for step in tqdm(range(steps), desc="baseline", leave=False):
+    hist: list[float] = []
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=model, opt=opt, rng=rng, history=hist)
+    for step in tqdm(range(start, steps), desc="baseline", leave=False, initial=start, total=steps):
         x = mel_batch(mels, batch, crop, rng)
         recon, commit, _ = model(x)
         loss = F.mse_loss(recon, x) + commitment_weight * commit
@@ -63,6 +68,7 @@ def train_vqvae(model: DiscreteVAE, mels: list[torch.Tensor], steps: int, batch:
                 model.codebook.restart_dead_codes(model.encode(x).reshape(-1, model.cfg.codebook_dim))
         hist.append(loss.item())
         log(step, loss=loss.item())
+        ckpt.save_if_due(step + 1)
     return hist
 
 
@@ -88,11 +94,13 @@ def run_baseline(cfg: BaselineConfig) -> dict:
                                    hidden_dim=cfg.hidden_dim, num_resnet_blocks=cfg.num_resnet_blocks))
     mels = [c.mel for c in load_real(cfg.speech)]
     writer = SummaryWriter(str(Path(cfg.out).parent / "tb"))
+    ckpt = LoopCheckpoint.beside(cfg.out, cfg)
     hist = train_vqvae(model, mels, cfg.steps, cfg.batch, cfg.crop_frames, cfg.lr, cfg.commitment_weight, cfg.seed,
-                       writer)
+                       writer, ckpt)
     model.eval()
     save_dvae(model, cfg.out)
     summary = {"baseline_loss_final": float(sum(hist[-50:]) / max(1, len(hist[-50:])))}
     write_json(Path(cfg.out).with_suffix(".json"), summary)
+    ckpt.done()
     writer.close()
     return summary

@@ -18,7 +18,7 @@ from tortuner.config_args import arg
 from tortuner.files import write_json
 from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.recover.data import load_synth, pair_batch
-from tortuner.training import ScalarLog, linear_decay, optimizer_step
+from tortuner.training import LoopCheckpoint, ScalarLog, linear_decay, optimizer_step
 
 
 @dataclass
@@ -32,6 +32,8 @@ class DecoderConfig:
     lr: float = arg(1e-3, "peak AdamW learning rate (decays linearly to a tenth)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
+    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
+                                          "much training (0 = after every step)")
 
 
 def run_decoder(cfg: DecoderConfig) -> dict:
@@ -45,8 +47,10 @@ def run_decoder(cfg: DecoderConfig) -> dict:
     writer = SummaryWriter(str(Path(cfg.out).parent / "tb"))
     log = ScalarLog(writer, "decoder")
     model.decoder.train()
-    hist = []
-    for step in tqdm(range(cfg.steps), desc="decoder", leave=False):
+    hist: list[float] = []
+    ckpt = LoopCheckpoint.beside(cfg.out, cfg)
+    start = ckpt.resume(model=model, opt=opt, rng=rng, history=hist)
+    for step in tqdm(range(start, cfg.steps), desc="decoder", leave=False, initial=start, total=cfg.steps):
         mel, tok = pair_batch(pairs, cfg.batch, cfg.crop_tokens, rng)
         with torch.no_grad():
             mask = (tok >= 0).repeat_interleave(4, 1)[:, None, :].float()
@@ -55,9 +59,11 @@ def run_decoder(cfg: DecoderConfig) -> dict:
         optimizer_step(opt, loss, linear_decay(step, cfg.steps, cfg.lr))
         hist.append(loss.item())
         log(step, l1=loss.item())
+        ckpt.save_if_due(step + 1)
     model.eval()
     save_dvae(model, cfg.out)
     summary = {"decoder_l1_final": float(sum(hist[-50:]) / max(1, len(hist[-50:])))}
     write_json(Path(cfg.out).with_suffix(".json"), summary)
+    ckpt.done()
     writer.close()
     return summary

@@ -25,7 +25,7 @@ from tortuner.models.checkpoints import load_dvae, model_configs, save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig, code_distances
 from tortuner.recover.data import Augment, load_synth, pair_batch
 from tortuner.synth.shards import Pair
-from tortuner.training import ScalarLog, optimizer_step, warmup_linear_decay
+from tortuner.training import LoopCheckpoint, ScalarLog, optimizer_step, warmup_linear_decay
 
 
 @dataclass
@@ -48,6 +48,8 @@ class DistillConfig:
     match_speech: str = arg("", "real speech manifest: moment-match the synthetic mels to it per band (default: off)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
+    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
+                                          "much training (0 = after every step)")
 
 
 def num_codes_of(models: str) -> int:
@@ -111,12 +113,17 @@ def init_codebook_from_classes(model: DiscreteVAE, pairs: list[Pair], max_items:
 def train_on_pairs(trainer: CodeTrainer, pairs: list[Pair], steps: int, batch: int, crop_tokens: int, seed: int,
                    augment: Augment | None, writer: SummaryWriter | None = None, tag: str = "distill",
                    callback: Callable[[int, DiscreteVAE], None] | None = None, every: int = 100,
-                   extra: Callable[[], torch.Tensor] | None = None) -> list[float]:
+                   extra: Callable[[], torch.Tensor] | None = None,
+                   ckpt: LoopCheckpoint | None = None) -> list[float]:
+    """`steps` steps of `trainer` on random crops of `pairs` (augmented when `augment`); returns the batch accuracy
+    of each step. `callback(step, model)` every `every` steps (the lab's distillation curve)."""
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
     log = ScalarLog(writer, tag)
     trainer.model.train()
-    accs = []
-    for step in tqdm(range(steps), desc=tag, leave=False):
+    accs: list[float] = []
+    ckpt = ckpt or LoopCheckpoint(None)
+    start = ckpt.resume(model=trainer.model, embed=trainer.embed, opt=trainer.opt, rng=rng, gen=g, accs=accs)
+    for step in tqdm(range(start, steps), desc=tag, leave=False, initial=start, total=steps):
         mel, tok = pair_batch(pairs, batch, crop_tokens, rng)
         if augment is not None:
             mel = augment(mel, g)
@@ -130,6 +137,7 @@ def train_on_pairs(trainer: CodeTrainer, pairs: list[Pair], steps: int, batch: i
             trainer.commit().eval()
             callback(step + 1, trainer.model)
             trainer.model.train()
+        ckpt.save_if_due(step + 1)
     trainer.model.eval()
     return accs
 
@@ -152,6 +160,7 @@ def run_distill(cfg: DistillConfig, callback: Callable[[int, DiscreteVAE], None]
     aug = Augment() if cfg.augment else None
     phase1 = out.with_suffix(".phase1.pth")
     summary: dict = {"pairs": len(pairs)}
+    ckpt2 = LoopCheckpoint.beside(out, cfg, "loop")  # of the fine-tuning phase
     if phase1.is_file():
         model = load_dvae(phase1)
     else:
@@ -159,18 +168,21 @@ def run_distill(cfg: DistillConfig, callback: Callable[[int, DiscreteVAE], None]
         if not cfg.init:
             init_codebook_from_classes(model, pairs)
         tr = CodeTrainer(model, cfg.lr)
+        ckpt = LoopCheckpoint.beside(out, cfg, "phase1.loop")
         accs = train_on_pairs(tr, pairs, cfg.steps, cfg.batch, cfg.crop_tokens, cfg.seed, aug, writer,
-                              "distill", callback, every)
+                              "distill", callback, every, ckpt=ckpt)
         save_dvae(tr.commit(), phase1)
+        ckpt.done()
         summary["pretrain_train_acc"] = float(sum(accs[-50:]) / max(1, len(accs[-50:])))
     if cfg.finetune_steps > 0 and cfg.clvp_top < 1.0:
         view = load_synth(cfg.synth, clvp_top=cfg.clvp_top, max_items=cfg.max_pairs, match_speech=cfg.match_speech)
         tr = CodeTrainer(model, cfg.lr * 0.3)
         accs = train_on_pairs(tr, view, cfg.finetune_steps, cfg.batch, cfg.crop_tokens, cfg.seed + 1, aug, writer,
-                              "distill_clvp")
+                              "distill_clvp", ckpt=ckpt2)
         model = tr.commit()
         summary.update(filtered_pairs=len(view), finetune_train_acc=float(sum(accs[-50:]) / max(1, len(accs[-50:]))))
     save_dvae(model, out)
     write_json(out.with_suffix(".json"), summary)
+    ckpt2.done()
     writer.close()
     return summary

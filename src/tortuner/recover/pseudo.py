@@ -43,23 +43,35 @@ def conditioning_latents(gpt: nn.Module, clips: list[RealClip], cond_samples: in
     return torch.stack(out)
 
 
+def pseudo_clips(clips: list[RealClip]) -> list[RealClip]:
+    """The clips that get pseudo-labels: those with a transcript and at least two tokens of mel."""
+    return [c for c in clips if c.text and c.mel.shape[1] >= 8]
+
+
+def labelled_pairs(clips: list[RealClip], labels: list[torch.Tensor]) -> list[Pair]:
+    """`pseudo_clips(clips)` as pairs with `labels` (one (T/4,) tensor each): what `pseudo_pairs` returns, rebuilt from
+    its labels alone (a resumed `recover recon` keeps only those)."""
+    texted = pseudo_clips(clips)
+    return [Pair(c.mel[:, : 4 * (c.mel.shape[1] // 4)], t, {"text": c.text, "speaker": c.speaker})
+            for c, t in zip(texted, labels)]
+
+
 @torch.no_grad()
 def pseudo_pairs(dvae: DiscreteVAE, gpt: nn.Module, clips: list[RealClip], cond_samples: int, lam: float = 1.0,
                  k: int = 5, beams: int = 4, seed: int = 0, batch: int = 32) -> tuple[list[Pair], float]:
     """Pseudo-labelled real pairs for every clip with a transcript, and the fraction of labels the GPT changed
     (against the encoder's argmax)."""
-    texted = [c for c in clips if c.text and c.mel.shape[1] >= 8]
+    texted = pseudo_clips(clips)
     latents = conditioning_latents(gpt, texted, cond_samples, seed)
     mels = [c.mel[:, : 4 * (c.mel.shape[1] // 4)] for c in texted]
     enc = [dvae.eval().logits(m[None])[0].log_softmax(-1) for m in mels]
     order = sorted(range(len(texted)), key=lambda i: enc[i].shape[0])
-    labels: list[torch.Tensor | None] = [None] * len(texted)
+    labels: list[torch.Tensor] = [torch.empty(0)] * len(texted)
     for j in tqdm(range(0, len(order), batch), desc="pseudo-labels", unit="batch", leave=False):
         idx = order[j : j + batch]
         found = guided_tokens(gpt, [enc[i] for i in idx], [encode_text(texted[i].text) for i in idx], latents[idx],
                               k, beams, lam)
         for i, tok in zip(idx, found):
             labels[i] = tok
-    pairs = [Pair(m, t, {"text": c.text, "speaker": c.speaker}) for c, m, t in zip(texted, mels, labels)]
     changed = sum(int((t != e.argmax(-1)).sum()) for t, e in zip(labels, enc)) / max(1, sum(e.shape[0] for e in enc))
-    return pairs, float(changed)
+    return labelled_pairs(clips, labels), float(changed)

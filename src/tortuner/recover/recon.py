@@ -24,8 +24,8 @@ from tortuner.files import write_json
 from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortoise_model, model_configs, save_dvae
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
 from tortuner.recover.distill import CodeTrainer
-from tortuner.recover.pseudo import pseudo_pairs
-from tortuner.training import ScalarLog
+from tortuner.recover.pseudo import labelled_pairs, pseudo_pairs
+from tortuner.training import LoopCheckpoint, ScalarLog
 
 
 @dataclass
@@ -52,6 +52,8 @@ class ReconConfig:
     anchor_decay: float = arg(1.0, "anchor weight x this after every round (synthetic labels are noisy: trust fades)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
+    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
+                                          "much training (0 = after every step)")
 
 
 @torch.no_grad()
@@ -81,41 +83,52 @@ def run_recon(cfg: ReconConfig) -> dict:
         gpt = load_tortoise_model(cfg.models, "gpt").eval()
         cond_samples = cond_samples_of(model_configs(cfg.models))
     rounds = max(1, cfg.pseudo_rounds) if gpt is not None else 1
+    steps = cfg.steps // rounds
     summary: dict = {"real_clips": len(real)}
-    step_total = 0
-    for rnd in range(rounds):
-        pseudo = []
-        if gpt is not None:
-            pseudo, changed = pseudo_pairs(model.eval(), gpt, real, cond_samples, cfg.pseudo_lambda, cfg.pseudo_k,
-                                           cfg.pseudo_beams, cfg.seed + rnd)
-            summary[f"pseudo_changed_round{rnd}"] = changed
-        steps = cfg.steps // rounds
-        log = ScalarLog(writer, "recon", offset=step_total)
-        model.train()
-        for step in tqdm(range(steps), desc=f"recon {rnd}", leave=False):
-            loss = torch.zeros(())
-            if cfg.recon_weight > 0:  # 0: pure self-training, the decoder stays as it is
-                x = mel_batch(mels, cfg.batch, cfg.crop_frames, rng)
-                recon, commit, _ = model(x, update_codebook=False)
-                rec_loss = F.mse_loss(recon, x) + cfg.commitment_weight * commit
-                rec = rec_loss.item()
-                loss = cfg.recon_weight * rec_loss
-            if pairs:
-                m, t = pair_batch(pairs, cfg.batch, cfg.crop_frames // 4, rng)
-                loss = loss + cfg.anchor_weight * cfg.anchor_decay**rnd * tr.loss(aug(m, g), t)[0]
-            if pseudo:
-                m, t = pair_batch(pseudo, cfg.batch, cfg.crop_frames // 4, rng)
-                loss = loss + cfg.pseudo_weight * tr.loss(m, t)[0]
-            tr.step(loss, step / max(1, steps))
-            log(step, loss=loss.item(), **({"mse": rec} if cfg.recon_weight > 0 else {}))
-            step_total += 1
+    # beyond the models and generators, a resumed run needs the current round's labels and the last recon MSE
+    extra: dict = {"round": -1, "labels": [], "rec": 0.0, "changed": {}}
+    ckpt = LoopCheckpoint.beside(cfg.out, cfg)
+    start = ckpt.resume(model=model, opt=tr.opt, rng=rng, gen=g, extra=extra)
+    pseudo: list = []
+    log = ScalarLog(writer, "recon")
+    for gstep in tqdm(range(start, steps * rounds), desc="recon", leave=False, initial=start, total=steps * rounds):
+        rnd, step = divmod(gstep, steps)
+        if step == 0 or gstep == start:  # a round starts (or resumes): its labels, its log offset
+            if gpt is not None and extra["round"] != rnd:
+                pseudo, changed = pseudo_pairs(model.eval(), gpt, real, cond_samples, cfg.pseudo_lambda,
+                                               cfg.pseudo_k, cfg.pseudo_beams, cfg.seed + rnd)
+                extra.update(round=rnd, labels=[p.tokens for p in pseudo])
+                extra["changed"][str(rnd)] = changed
+                ckpt.save(gstep)  # labelling a round takes a while: do not redo it after a kill
+            elif gpt is not None:
+                pseudo = labelled_pairs(real, extra["labels"])
+            log = ScalarLog(writer, "recon", offset=rnd * steps)
+            model.train()
+        loss = torch.zeros(())
+        if cfg.recon_weight > 0:  # 0: pure self-training, the decoder stays as it is
+            x = mel_batch(mels, cfg.batch, cfg.crop_frames, rng)
+            recon, commit, _ = model(x, update_codebook=False)
+            rec_loss = F.mse_loss(recon, x) + cfg.commitment_weight * commit
+            extra["rec"] = rec_loss.item()
+            loss = cfg.recon_weight * rec_loss
+        if pairs:
+            m, t = pair_batch(pairs, cfg.batch, cfg.crop_frames // 4, rng)
+            loss = loss + cfg.anchor_weight * cfg.anchor_decay**rnd * tr.loss(aug(m, g), t)[0]
+        if pseudo:
+            m, t = pair_batch(pseudo, cfg.batch, cfg.crop_frames // 4, rng)
+            loss = loss + cfg.pseudo_weight * tr.loss(m, t)[0]
+        tr.step(loss, step / max(1, steps))
+        log(step, loss=loss.item(), **({"mse": extra["rec"]} if cfg.recon_weight > 0 else {}))
+        ckpt.save_if_due(gstep + 1)
+    summary.update({f"pseudo_changed_round{r}": c for r, c in extra["changed"].items()})
     model.eval()
     after = tokens_of(model, mels)
     total = sum(b.numel() for b in before)
     summary["drift"] = float(sum(int((a != b).sum()) for a, b in zip(after, before)) / max(1, total))
     if cfg.recon_weight > 0:
-        summary["recon_mse_final"] = rec
+        summary["recon_mse_final"] = extra["rec"]
     save_dvae(model, cfg.out)
     write_json(Path(cfg.out).with_suffix(".json"), summary)
+    ckpt.done()
     writer.close()
     return summary

@@ -111,6 +111,8 @@ def run_synth(cfg: SynthConfig) -> dict:
     groups = [g for g in range(math.ceil(cfg.num_pairs / spt)) if g % writers == rank]
     done = {r["id"] // spt for r in shards.read_index(out)}
     todo = [g for g in groups if g not in done]
+    if done and todo:
+        print(f"{out}: {len(groups) - len(todo)} of {len(groups)} texts already made, resuming", flush=True)
     name = f"{rank:03d}of{writers:03d}"
     batch_no = len(list(out.glob(f"shard_{name}_*.safetensors")))
     tb = SummaryWriter(str(out / "tb"))
