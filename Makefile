@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: nothing after this may replace it.
 	$(PIP) install -q -c constraints.txt torch==2.9.1 torchaudio==2.9.1
-	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,ray]"
 	# importing tortoise.utils.audio also compiles librosa's numba kernels into their cache, once here instead of
 	# in the first build or test
 	$(PY) -c "import torch, torchaudio, transformers, tortoise, tortoise.utils.audio; assert torch.__version__.startswith('2.9.1'), torch.__version__"

@@ -54,3 +54,16 @@ def built_world(tmp_path_factory, one_thread) -> WorldPaths:
     out = tmp_path_factory.mktemp("world") / "w"
     assert main(["lab", "build", "--size", "test", "--out", str(out), "--seed", "3", "--threads", "1"]) == 0
     return WorldPaths(out)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> Path:
+    """A real local Ray cluster of 2 CPUs for the session (`--ray auto` joins it), whose workers can be killed on cue
+    (`support.ray_faults`): returns the folder where a test arms that kill. Skipped without Ray installed."""
+    ray = pytest.importorskip("ray")
+    from support.ray_faults import runtime_env
+
+    faults = tmp_path_factory.mktemp("ray_faults")
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(faults), log_to_driver=False)
+    yield faults
+    ray.shutdown()

@@ -19,13 +19,14 @@ from typing import Any
 
 def arg(default: Any = dataclasses.MISSING, help: str = "", choices: Sequence[str] | None = None,
         factory: Callable[[], Any] | None = None, parse: Callable[[str], Any] | None = None,
-        metavar: str | None = None) -> Any:
+        metavar: str | None = None, bare: Any = None) -> Any:
     """A dataclass field carrying its flag's help text and choices (`factory` for mutable defaults).
 
     `parse` turns the flag's text into the value when the annotation's type cannot (e.g. `float_or_off`);
-    `metavar` names the value in --help.
+    `metavar` names the value in --help; `bare` is the value of the flag given without one (`--ray` = `--ray local`).
     """
-    metadata = {"help": help, "choices": list(choices) if choices else None, "parse": parse, "metavar": metavar}
+    metadata = {"help": help, "choices": list(choices) if choices else None, "parse": parse, "metavar": metavar,
+                "bare": bare}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -78,8 +79,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, required: tuple[
         if base is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
         else:
+            bare = f.metadata.get("bare")
+            nargs = "+" if many else "?" if bare is not None else None
             parser.add_argument(flag, dest=f.name, type=parse, default=default, required=f.name in required, help=h,
-                                choices=choices, nargs="+" if many else None, metavar=metavar)
+                                choices=choices, nargs=nargs, metavar=metavar, **({"const": bare} if bare else {}))
 
 
 def config_from_args(cls: type, args: argparse.Namespace):

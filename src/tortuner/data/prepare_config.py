@@ -27,7 +27,11 @@ class PrepareConfig:
     inputs: list[str] = arg(help="audio files or folders (searched recursively)", factory=list, metavar="INPUT")
     out: str = arg("", "dataset folder to create or resume (wavs/, train.txt, val.txt, clips.jsonl, report.json/png)")
     speaker: str | None = arg(None, "speaker label for every clip (default: the name of the folder each file is in)")
-    workers: int = arg(1, "inputs processed in parallel (one process each)")
+    workers: int = arg(0, "inputs processed in parallel, one process each (0: one, in this process); with --ray: "
+                          "Ray actors (0: one per CPU of the cluster)")
+    ray: str = arg("", "process the inputs on Ray: --ray alone (= local) starts a cluster on this machine, 'auto' or "
+                       "HOST:PORT joins a running one (pip install 'tortuner[ray]'; --out on storage every node sees)",
+                  bare="local", metavar="ADDRESS")
     # segmentation
     vad_threshold: float = arg(0.5, "silero-vad speech probability that starts speech")
     min_silence: float = arg(0.5, "silences at least this long (s) split the recording")
@@ -83,7 +87,7 @@ class PrepareConfig:
     def fingerprint(self) -> str:
         """Hash of every setting that changes an input's result (so changed settings redo finished inputs)."""
         d = dataclasses.asdict(self)
-        for k in ("inputs", "out", "workers"):
+        for k in ("inputs", "out", "workers", "ray"):
             d.pop(k)
         d["transcripts_mtime"] = Path(self.transcripts).stat().st_mtime_ns if self.transcripts else None
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

@@ -47,7 +47,9 @@ def run(cfg: PrepareConfig, show_progress: bool = True) -> dict:
     sizes = {j: j.path.stat().st_size for j in todo}
     bar = tqdm(total=sum(sizes.values()) / 1e6, unit="MB", desc="prepare", disable=not show_progress,
                file=sys.stderr, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} MB [{elapsed}<{remaining}]")
-    if cfg.workers <= 1 or len(todo) <= 1:
+    if cfg.ray and todo:
+        outcomes = _on_ray(todo, cfg, out, bar, sizes)
+    elif cfg.workers <= 1 or len(todo) <= 1:
         outcomes = _in_process(todo, cfg, models, out, bar, sizes)
     else:
         outcomes = _in_workers(todo, cfg, out, bar, sizes)
@@ -117,24 +119,58 @@ def _in_workers(todo: list[Job], cfg: PrepareConfig, out: Path, bar, sizes: dict
             bar.update(sizes[job] / 1e6)
 
 
-_WORKER: dict = {}  # a worker process's config and models, set once by `_init_worker`
+def _on_ray(todo: list[Job], cfg: PrepareConfig, out: Path, bar, sizes: dict[Job, int]) -> Iterator[Outcome]:
+    """Each input a call on one of `cfg.workers` Ray actors (0: one per CPU of the cluster), outcomes as they finish.
+
+    Actors rather than plain tasks: the VAD, speaker, quality and ASR models load once per actor, not per input. An
+    input is the unit: its clips depend on the whole stream before them (the silence splits, the speaker of the
+    previous clip), so a long input is one call, streamed at the speed `prepare` has on one core. A killed actor is
+    restarted and its input done again from the start; its clips are written under the same names, and its result
+    file is written last, so the dataset gets no duplicates and no holes."""
+    from tortuner.cluster import actor_pool, connect
+
+    with connect(cfg.ray) as ray:
+        pool = actor_pool(ray, PrepareWorker, cfg.workers, cfg)
+        for job, result, err in pool.map_unordered(lambda actor, job: actor.work.remote(job, str(out)), todo):
+            if err == _CANNOT_WRITE:
+                raise OSError(result["errno"], result["strerror"], result["filename"])
+            yield job, result, err
+            bar.update(sizes[job] / 1e6)
+
+
+_CANNOT_WRITE = "cannot write"  # a Ray actor's outcome for a full / read-only output: the driver stops the run
+
+
+class PrepareWorker:
+    """One worker's models, loaded once (a worker process of `--workers`, or a Ray actor of `--ray`), with one torch
+    thread: parallelism comes from the workers."""
+
+    def __init__(self, cfg: PrepareConfig) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.cfg, self.models = cfg, PrepareModels(cfg)
+
+    def work(self, job: Job, out: str) -> Outcome:
+        try:
+            return job, process(job, self.cfg, self.models, Path(out)), None
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            if _cannot_write(e) and self.cfg.ray:  # raised on the driver (a Ray task error would wrap it)
+                return job, {"errno": e.errno, "strerror": e.strerror, "filename": e.filename}, _CANNOT_WRITE
+            if _cannot_write(e):
+                raise
+            return job, None, _input_error(job, e)
+
+
+_WORKER: dict = {}  # a worker process's `PrepareWorker`, set once by `_init_worker`
 
 
 def _init_worker(cfg: PrepareConfig) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    _WORKER["models"] = PrepareModels(cfg)
-    _WORKER["cfg"] = cfg
+    _WORKER["worker"] = PrepareWorker(cfg)
 
 
 def _work(job: Job, out: str) -> Outcome:
-    try:
-        return job, process(job, _WORKER["cfg"], _WORKER["models"], Path(out)), None
-    except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
-        if _cannot_write(e):
-            raise
-        return job, None, _input_error(job, e)
+    return _WORKER["worker"].work(job, out)
 
 
 def _cannot_write(e: Exception) -> bool:

@@ -2,7 +2,8 @@
 
 Group g (one text, one conditioning voice, `samples_per_text` GPT samples) is fully determined by (seed, g), and
 belongs to writer `g % writers`; a rerun skips groups already in the index, so a killed run resumes without
-duplicates and `--shard i/n` x Accelerate processes fill one folder together.
+duplicates and `--shard i/n` x Accelerate processes fill one folder together. With `--ray`, actors on a Ray
+cluster make the groups and this process writes them, in the same order: the same shards as one process.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -56,7 +58,11 @@ class SynthConfig:
     shard: str = arg("0/1", "i/n: this machine's share of the groups")
     seed: int = arg(0, "seed: group g is a pure function of (seed, g)")
     device: str = arg("auto", "auto (Accelerate's device) | cpu | cuda")
-    threads: int = arg(0, "torch threads (0 = torch's default)")
+    threads: int = arg(0, "torch threads (0 = torch's default; 1 per Ray actor)")
+    ray: str = arg("", "make the groups on Ray: --ray alone (= local) starts a cluster on this machine, 'auto' or "
+                       "HOST:PORT joins a running one (pip install 'tortuner[ray]'); this process writes the shards",
+                  bare="local", metavar="ADDRESS")
+    ray_workers: int = arg(0, "Ray actors, each holding the models once (0 = one per GPU of the cluster, or per CPU)")
 
 
 def _speech_rows(path: str) -> dict[str, list[str]]:
@@ -70,12 +76,18 @@ def _speech_rows(path: str) -> dict[str, list[str]]:
     return by_speaker
 
 
-def _writer(cfg: SynthConfig) -> tuple[int, int, torch.device]:
+def _shard(cfg: SynthConfig) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in cfg.shard.split("/"))
         assert 0 <= i < n
     except (ValueError, AssertionError):
         raise TortunerError(f"--shard {cfg.shard!r}: expected i/n with 0 <= i < n") from None
+    return i, n
+
+
+def _writer(cfg: SynthConfig) -> tuple[int, int, torch.device]:
+    """(this process's writer number, writers in all, its device): `--shard i/n` x Accelerate processes."""
+    i, n = _shard(cfg)
     try:
         from accelerate import PartialState
 
@@ -88,23 +100,67 @@ def _writer(cfg: SynthConfig) -> tuple[int, int, torch.device]:
     return i * procs + rank, n * procs, device
 
 
+class Synthesizer:
+    """The public models, loaded once (in this process, or in each Ray actor), and the pairs of one text group.
+
+    `group(g)` is a pure function of (cfg.seed, g): the same pairs wherever and in whatever order it runs, which is
+    what makes `--shard`, `--ray` and resuming agree.
+    """
+
+    def __init__(self, cfg: SynthConfig, device: torch.device | str = "cpu"):
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg, self.device = cfg, torch.device(device)
+        models = Path(cfg.models)
+        self.gpt = load_tortoise_model(models, "gpt").to(self.device).eval()
+        self.clvp = load_tortoise_model(models, "clvp").to(self.device).eval()
+        self.renderer = make_renderer(models, self.device, cfg.renderer, diffusion_steps=cfg.diffusion_steps,
+                                      cond_free=cfg.cond_free, griffin_lim_iters=cfg.griffin_lim_iters)
+        self.cond_samples = cond_samples_of(model_configs(models))
+        self.voices = _speech_rows(cfg.speech)
+        self.names = sorted(self.voices)
+        texts = Path(cfg.texts).read_text().splitlines() if cfg.texts else []
+        self.texts = [t.strip() for t in texts if t.strip()]
+        self.mel = DvaeMel()
+
+    def group(self, g: int) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
+        """Group g's pairs: [(dVAE mel (80, 4 x codes), codes (codes,), index row)], ids g x spt + j < num_pairs."""
+        cfg, spt = self.cfg, self.cfg.samples_per_text
+        rng = random.Random(cfg.seed * 1_000_003 + g)
+        torch.manual_seed(cfg.seed * 1_000_003 + g)
+        text = rng.choice(self.texts) if self.texts else text_line(rng, cfg.min_words, cfg.max_words)
+        speaker = rng.choice(self.names)
+        clips = [rng.choice(self.voices[speaker]) for _ in range(cfg.cond_clips)]
+        cond = make_conditioning([load_audio(c, DVAE_SR) for c in clips], self.cond_samples, self.mel)
+        temp = max(0.05, cfg.temperature + rng.uniform(-cfg.temperature_jitter, cfg.temperature_jitter))
+        scfg = SamplingConfig(temp, cfg.top_p, cfg.repetition_penalty, 1.0, cfg.max_tokens)
+        ids = encode_text(text)
+        with torch.no_grad():
+            cond_latent = self.gpt.get_conditioning(cond.mels[None].to(self.device))
+        kept = [(g * spt + j, c) for j, c in enumerate(sample_codes(self.gpt, cond_latent, ids, spt, scfg))
+                if g * spt + j < cfg.num_pairs and c.numel() >= 2]
+        latents, logliks = teacher_forced(self.gpt, cond_latent, ids, [c for _, c in kept]) if kept else ([], [])
+        items = []
+        for (item, codes), lat, loglik in zip(kept, latents, logliks):
+            m = to_dvae_mel(self.renderer.render(cond, lat), codes.numel(), self.mel)
+            row = {"id": item, "text": text, "speaker": speaker, "temperature": round(temp, 3),
+                   "clvp": clvp_score(self.clvp, ids, codes), "loglik": loglik}
+            items.append((m, codes, row))
+        return items
+
+
 def run_synth(cfg: SynthConfig) -> dict:
+    """Make this writer's groups not yet in the index (here, or on Ray actors with `--ray`) and append them to the
+    folder's shards in group order; returns the summary (also in synth_summary.json)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    rank, writers, device = _writer(cfg)
-    models = Path(cfg.models)
-    gpt = load_tortoise_model(models, "gpt").to(device).eval()
-    clvp = load_tortoise_model(models, "clvp").to(device).eval()
-    renderer = make_renderer(models, device, cfg.renderer, diffusion_steps=cfg.diffusion_steps, cond_free=cfg.cond_free,
-                             griffin_lim_iters=cfg.griffin_lim_iters)
-    cond_samples = cond_samples_of(model_configs(models))
-    voices = _speech_rows(cfg.speech)
-    names = sorted(voices)
-    texts = Path(cfg.texts).read_text().splitlines() if cfg.texts else []
-    texts = [t.strip() for t in texts if t.strip()]
-    mel = DvaeMel()
+    if cfg.ray:
+        rank, writers, device = _shard(cfg) + (torch.device("cpu"),)
+    else:
+        rank, writers, device = _writer(cfg)
+    _speech_rows(cfg.speech)  # a missing manifest is reported before any model loads
     write_json(out / "synth_config.json", asdict(cfg))
 
     spt = cfg.samples_per_text
@@ -118,27 +174,9 @@ def run_synth(cfg: SynthConfig) -> dict:
     tb = SummaryWriter(str(out / "tb"))
     pending: list = []
     t0, made = time.time(), 0
-    for g in tqdm(todo, desc=f"synth {name}", unit="text"):
-        rng = random.Random(cfg.seed * 1_000_003 + g)
-        torch.manual_seed(cfg.seed * 1_000_003 + g)
-        text = rng.choice(texts) if texts else text_line(rng, cfg.min_words, cfg.max_words)
-        speaker = rng.choice(names)
-        clips = [rng.choice(voices[speaker]) for _ in range(cfg.cond_clips)]
-        cond = make_conditioning([load_audio(c, DVAE_SR) for c in clips], cond_samples, mel)
-        temp = max(0.05, cfg.temperature + rng.uniform(-cfg.temperature_jitter, cfg.temperature_jitter))
-        scfg = SamplingConfig(temp, cfg.top_p, cfg.repetition_penalty, 1.0, cfg.max_tokens)
-        ids = encode_text(text)
-        with torch.no_grad():
-            cond_latent = gpt.get_conditioning(cond.mels[None].to(device))
-        kept = [(g * spt + j, c) for j, c in enumerate(sample_codes(gpt, cond_latent, ids, spt, scfg))
-                if g * spt + j < cfg.num_pairs and c.numel() >= 2]
-        latents, logliks = teacher_forced(gpt, cond_latent, ids, [c for _, c in kept]) if kept else ([], [])
-        for (item, codes), lat, loglik in zip(kept, latents, logliks):
-            m = to_dvae_mel(renderer.render(cond, lat), codes.numel(), mel)
-            row = {"id": item, "text": text, "speaker": speaker, "temperature": round(temp, 3),
-                   "clvp": clvp_score(clvp, ids, codes), "loglik": loglik}
-            pending.append((m, codes, row))
-            made += 1
+    for g, items in tqdm(zip(todo, _made(cfg, todo, device)), total=len(todo), desc=f"synth {name}", unit="text"):
+        pending += items
+        made += len(items)
         if len(pending) >= cfg.batch_items or g == todo[-1]:
             if pending:
                 shards.write_batch(out, name, batch_no, pending)
@@ -150,3 +188,21 @@ def run_synth(cfg: SynthConfig) -> dict:
                "tokens": sum(r["n_tokens"] for r in rows)}
     write_json(out / "synth_summary.json", summary)
     return summary
+
+
+def _made(cfg: SynthConfig, todo: list[int], device: torch.device) -> Iterator[list]:
+    """Each group's pairs, in `todo` order: made here, or by `--ray-workers` actors (default: one per GPU of the
+    cluster, or per CPU without GPUs or with `--device cpu`) that each hold the models once and pull the next group
+    when done (a killed actor is restarted and its group made again: groups are pure)."""
+    if not cfg.ray:
+        synth = Synthesizer(cfg, device) if todo else None
+        for g in todo:
+            yield synth.group(g)
+        return
+    from tortuner.cluster import actor_pool, connect
+
+    with connect(cfg.ray) as ray:
+        gpu = cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1  # one actor per GPU, else per CPU
+        pool = actor_pool(ray, Synthesizer, cfg.ray_workers, replace(cfg, threads=cfg.threads or 1),
+                          "cuda" if gpu else "cpu", gpu=gpu)
+        yield from pool.map(lambda actor, g: actor.group.remote(g), todo)
