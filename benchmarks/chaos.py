@@ -4,7 +4,7 @@ Prints the table of docs/reliability.md: per verb, kills survived, whether the o
 run's, whether a partial file was ever visible under a final name, and the work redone per kill (extra wall
 seconds per kill, one process start-up of ~5 s included). Seeded; about 15 min on 2 cores with the lab verbs.
 
-    python benchmarks/chaos.py [--kills 3] [--seed 0] [--only tokenize,prepare,finetune,lab] [--at-writes]
+    python benchmarks/chaos.py [--kills 3] [--seed 0] [--only tokenize,prepare,synth,recover,finetune,lab] [--at-writes]
 
 `--at-writes` kills each run just before one of its file renames instead (a temporary complete, the final name not
 yet replaced): every kill lands inside an output or checkpoint write.
@@ -40,6 +40,20 @@ def verbs(root: Path) -> dict:
         "finetune": (lambda out: finetune_args(kit, ds, out) + ["--batch-size", "2", "--grad-accum", "4",
                                                                 "--max-steps", "12", "--save-every", "2", "--resume"],
                      same_files(["checkpoints/step_0000012/model.safetensors"])),
+        "synth": (lambda out: _synth_args(world, out / "s", 24), same_files(["s/*.safetensors", "s/index_*.jsonl"])),
+        "recover distill": (lambda out: ["recover", "distill", "--synth", str(_made(root, world)["synth"]),
+                                         "--models", str(world / "public" / "models"), "--out", str(out / "d.pth"),
+                                         "--steps", "60", "--finetune-steps", "20", *QUICK],
+                            same_files(["d.pth"])),
+        "recover decoder": (lambda out: ["recover", "decoder", "--synth", str(_made(root, world)["synth"]),
+                                         "--dvae", str(_made(root, world)["distill"]), "--out", str(out / "d.pth"),
+                                         "--steps", "60", *QUICK],
+                            same_files(["d.pth"])),
+        "recover recon": (lambda out: ["recover", "recon", "--speech", str(world / "public" / "speech"), "--synth",
+                                       str(_made(root, world)["synth"]), "--dvae", str(_made(root, world)["decoder"]),
+                                       "--models", str(world / "public" / "models"), "--out", str(out / "d.pth"),
+                                       "--steps", "40", "--pseudo-rounds", "2", *QUICK],
+                          same_files(["d.pth"])),
         "lab build": (lambda out: ["lab", "build", "--size", "test", "--seed", "3", "--threads", "1",
                                    "--checkpoint-seconds", "0", "--out", str(out / "w")],
                       same_files(["w/public/models/*.pth", "w/hidden/*.pth", "w/public/**/*.jsonl"])),
@@ -51,6 +65,33 @@ def verbs(root: Path) -> dict:
                                       "--levers", "guided", "--outcome-samples", "1", "--threads", "1"],
                          same_report("r/report.json", "finetune")),
     }, world
+
+
+QUICK = ["--threads", "1", "--checkpoint-seconds", "0"]  # a loop checkpoint after every step: kills land mid-loop
+
+
+def _synth_args(world: Path, out: Path, pairs: int) -> list[str]:
+    return ["synth", "--models", str(world / "public" / "models"), "--speech", str(world / "public" / "speech"),
+            "--out", str(out), "--num-pairs", str(pairs), "--renderer", "lab", "--max-tokens", "60",
+            "--batch-items", "4", "--threads", "1"]
+
+
+def _made(root: Path, world: Path) -> dict[str, Path]:
+    """The standalone `recover` verbs' inputs, made once, uninterrupted: pairs, a distilled and a decoder dVAE."""
+    from tortuner.cli import main as tortuner
+
+    made = {"synth": root / "made" / "synth", "distill": root / "made" / "distill.pth",
+            "decoder": root / "made" / "decoder.pth"}
+    if not made["decoder"].is_file():
+        models = str(world / "public" / "models")
+        steps = [_synth_args(world, made["synth"], 48),
+                 ["recover", "distill", "--synth", str(made["synth"]), "--models", models, "--out",
+                  str(made["distill"]), "--steps", "60", "--finetune-steps", "20", "--threads", "1"],
+                 ["recover", "decoder", "--synth", str(made["synth"]), "--dvae", str(made["distill"]), "--out",
+                  str(made["decoder"]), "--steps", "60", "--threads", "1"]]
+        for argv in steps:
+            assert tortuner(argv) == 0, argv
+    return made
 
 
 def _finetune_run(out: Path, world: Path) -> Path:
@@ -100,11 +141,14 @@ def main() -> int:
         root = Path(tmp)
         table, world = verbs(root)
         chosen = [v for v in table if not args.only or any(v.startswith(o) for o in args.only.split(","))]
-        if {"lab run", "lab finetune"} & set(chosen):  # they need a world: built once, uninterrupted
+        if any(not v.startswith(("tokenize", "prepare", "finetune", "lab build")) for v in chosen):
+            # synth, recover and lab run / finetune need a world: built once, uninterrupted
             from tortuner.cli import main as tortuner
 
             assert tortuner(["lab", "build", "--size", "test", "--seed", "3", "--threads", "1", "--out",
                              str(world)]) == 0
+            if any(v.startswith("recover") for v in chosen):
+                _made(root, world)  # before any timing: the reference run must time the verb alone
         print("| verb | kills | runs | outputs equal the uninterrupted run's | partial files seen | "
               "uninterrupted | redone per kill | resumed inside a loop |\n|---|---|---|---|---|---|---|---|")
         for verb in chosen:

@@ -1,7 +1,7 @@
 """What a kill costs on a real-size lab job: kill `lab build` or `lab run` once inside each training loop (and once in
 the synthesis), rerun it, and measure the work redone (issue 27: at most a minute on the small world).
 
-A kill inside a loop loses the training since the loop's last in-loop checkpoint (`--checkpoint-seconds`, 60 s by
+A kill inside a loop loses the training since the loop's last in-loop checkpoint (`--checkpoint-seconds`, 30 s by
 default), and the rerun repeats its start-up before it can continue (imports, loading models and data, e.g. the
 renderer's training items). Both are measured: `lost` = kill time - the checkpoint's (or the last shard's) time,
 `restart` = rerun start -> its "resuming" line. Each stage is killed at a seeded moment 10-60 s after its first
@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from tortuner.training import CHECKPOINT_SECONDS
 
 
 def command(args) -> tuple[list[str], list[str]]:
@@ -47,7 +49,7 @@ def main() -> int:
     ap.add_argument("--run", default="runs/small")
     ap.add_argument("--size", default="small", help="for a build")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint-seconds", type=float, default=60.0)
+    ap.add_argument("--checkpoint-seconds", type=float, default=CHECKPOINT_SECONDS)
     ap.add_argument("--window", default="10,60", help="kill this many seconds (uniform) after a stage's first save")
     args = ap.parse_args()
     argv, patterns = command(args)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tortuner.config_args import arg
 from tortuner.files import torch_load, torch_save, write_json
 
 
@@ -60,6 +61,16 @@ def lr_factor(step: int, schedule: str, warmup_steps: int, max_steps: int, miles
 
 # ------------------------------------------------------------------------------------------------ optimiser
 NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm)
+
+# how often a training loop saves its state by default: a kill loses at most this much training, plus the restart
+# (issue 27: at most about a minute redone after a kill on the small world; docs/reliability.md)
+CHECKPOINT_SECONDS = 30.0
+
+
+def checkpoint_seconds_arg(job: str = "run") -> Any:
+    """The `--checkpoint-seconds` field of every config whose verb trains (one help text, one default)."""
+    return arg(CHECKPOINT_SECONDS, f"save the training state this often, so a killed {job} loses at most this much "
+                                   "training (0 = after every step)")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -173,7 +184,7 @@ class LoopCheckpoint:
     is from another job and is ignored (with a line saying so).
     """
 
-    def __init__(self, path: str | Path | None, every_seconds: float = 60.0, key: str = ""):
+    def __init__(self, path: str | Path | None, every_seconds: float = CHECKPOINT_SECONDS, key: str = ""):
         self.path = Path(path) if path is not None else None
         self.every, self.key = every_seconds, key
         self.objects: dict[str, Stateful] = {}

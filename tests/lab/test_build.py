@@ -86,6 +86,26 @@ def test_same_seed_same_world_and_resume_skips_finished_stages(world, tmp_path, 
     # (the teacher, here) must not draw from the stage's random stream (found by benchmarks/chaos.py)
     build_world(BuildConfig(out=str(again.root), size="test", seed=3, until="renderer"))
     assert _sha(again.models / "renderer.pth") == _sha(world.models / "renderer.pth")
+    # the renderer ran on the training tokens the GPT stage kept; the CLVP stage still needs them, its latents no one
+    assert (again.work / "training_tokens.pt").is_file() and not (again.work / "renderer_latents.pt").exists()
+
+
+def test_what_a_build_keeps_for_a_rerun_is_used_only_with_the_model_file_it_came_from(tmp_path):
+    from tortuner.lab.build import WorldBuilder
+
+    builder = WorldBuilder(BuildConfig(out=str(tmp_path / "w"), size="test", seed=3))
+    builder._keep = tmp_path / "work"
+    source, made = tmp_path / "model.pth", []
+    source.write_bytes(b"one")
+
+    def make() -> list[torch.Tensor]:
+        made.append(1)
+        return [torch.arange(3.0) * len(made)]
+
+    assert torch.equal(builder._kept("x", source, make)[0], torch.arange(3.0))
+    assert torch.equal(builder._kept("x", source, make)[0], torch.arange(3.0)) and len(made) == 1  # loaded
+    source.write_bytes(b"another model")
+    assert torch.equal(builder._kept("x", source, make)[0], torch.arange(3.0) * 2)  # made again
 
 
 def test_other_settings_on_an_existing_world_are_refused(world, capsys):

@@ -96,3 +96,22 @@ def test_pseudo_labels_use_the_gpt_among_the_encoder_candidates(rec_env):
     for p in guided:
         top5 = teacher.logits(p.mel[None])[0].topk(5, -1).indices
         assert (top5 == p.tokens[:, None]).any(-1).all()  # only the encoder's candidates are ever chosen
+
+
+def test_labelling_resumed_from_part_of_its_labels_finishes_with_the_same_labels(rec_env):
+    """`recover recon` keeps the labels found so far while a round is labelled: a call given them searches only the
+    rest and returns what an uninterrupted call returns."""
+    torch.manual_seed(0)
+    teacher, gpt = load_dvae(rec_env["teacher"]), load_tortoise_model(rec_env["models"], "gpt").eval()
+    for p in gpt.parameters():
+        p.data.mul_(3.0)  # a random GPT with opinions
+    clips = [c for c in load_real(rec_env["speech"]) if c.text]
+    seen: list[dict] = []
+    full, changed = pseudo_pairs(teacher, gpt, clips, 4410, lam=100.0, batch=2,
+                                 on_batch=lambda d: seen.append(dict(d)))
+    assert len(seen) == 4 and changed > 0  # 8 clips, 2 per batch
+    searched: list[int] = []
+    resumed, again = pseudo_pairs(teacher, gpt, clips, 4410, lam=100.0, batch=2, labelled=seen[1],
+                                  on_batch=lambda d: searched.append(len(d)))
+    assert searched == [6, 8]  # the two labelled batches were not searched again
+    assert again == changed and all(torch.equal(a.tokens, b.tokens) for a, b in zip(full, resumed))

@@ -9,6 +9,7 @@ world, killed or not.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.config_args import arg
 from tortuner.errors import TortunerError
-from tortuner.files import read_json, torch_save, write_json, write_jsonl
+from tortuner.files import read_json, torch_load, torch_save, write_json, write_jsonl
 from tortuner.lab import train
 from tortuner.lab.sizes import SIZES, UNRECORDED, LabSize
 from tortuner.lab.speech import build_speech
@@ -31,7 +32,7 @@ from tortuner.models.gpt_data import encode_text
 from tortuner.models.renderer import Renderer, fit_advance
 from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_clvp, build_gpt
-from tortuner.training import LoopCheckpoint, run_stages, set_dropout
+from tortuner.training import LoopCheckpoint, checkpoint_seconds_arg, run_stages, set_dropout
 
 BUILD_STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
 
@@ -49,8 +50,7 @@ class BuildConfig:
     # or, for a world already started, the precision it was started with.
     mixed_precision: str = arg("auto", "bf16 autocast for the teacher and renderer training (auto = where the CPU "
                                        "has native bf16)", choices=("auto", "no", "bf16"))
-    checkpoint_seconds: float = arg(60.0, "save a training stage's state this often, so a killed build loses at "
-                                          "most this much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("build")
 
 
 def resolve_precision(mixed_precision: str) -> str:
@@ -73,8 +73,12 @@ def speech_clips(folder: Path, mel: DvaeMel | None = None) -> list[WorldClip]:
 def texted_clips(folder: Path, dvae: DiscreteVAE) -> list[WorldClip]:
     """A speech set's transcribed clips with `dvae`'s training tokens (of the clip + 1024 zero samples)."""
     clips = [c for c in speech_clips(folder) if c.text]
-    for c, tokens in zip(clips, Tokenizer(dvae).tokenize_training_wavs([c.wav for c in clips])):
-        c.tokens = tokens
+    return _with_tokens(clips, Tokenizer(dvae).tokenize_training_wavs([c.wav for c in clips]))
+
+
+def _with_tokens(clips: list[WorldClip], tokens: list[torch.Tensor]) -> list[WorldClip]:
+    for c, toks in zip(clips, tokens):
+        c.tokens = toks
     return clips
 
 
@@ -101,6 +105,7 @@ class WorldBuilder:
         self.paths = WorldPaths(Path(cfg.out))
         self.mel = DvaeMel()
         self._clips: list[WorldClip] | None = None
+        self._keep: Path | None = None  # where `_kept` saves what a rerun should not compute again (set by `run`)
         self.state = read_json(self.paths.state) if self.paths.state.is_file() else {}
         if self.state and (self.state.get("size"), self.state.get("seed")) != (cfg.size, cfg.seed):
             raise TortunerError(f"{self.paths.state}: world was started with size={self.state.get('size')} "
@@ -144,6 +149,7 @@ class WorldBuilder:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._keep = self.paths.work
         write_json(self.paths.state, self.state)
         print(f"lab build: {self.cfg.size} world, seed {self.cfg.seed}, {self._precision_note()}", flush=True)
         writer = SummaryWriter(str(self.paths.tb))
@@ -161,6 +167,27 @@ class WorldBuilder:
         """The in-loop checkpoint of a training stage; valid only for the same size, seed and precision."""
         key = f"{stage} {self.cfg.size} {seed} {self.state['mixed_precision']} {sorted(asdict(self.size).items())}"
         return LoopCheckpoint(self.paths.work / f"{stage}.loop.pt", self.cfg.checkpoint_seconds, key)
+
+    def _kept(self, name: str, source: Path, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """`make()` (a pure function of the model file `source`), kept in `work/<name>.pt` while a build runs, so a
+        stage rerun after a kill loads it instead of computing it again: with the teacher's tokens of the 4.6k
+        training clips and the GPT's latents of them kept, the small world's renderer restart fell from 83 s to 50 s
+        (`benchmarks/resume_cost.py build`, docs/reliability.md). `_drop` deletes it once no later stage needs it;
+        outside `run()` (experiments through `open`) nothing is written."""
+        if self._keep is None:
+            return make()
+        path, key = self._keep / f"{name}.pt", f"{source.stat().st_size} {source.stat().st_mtime_ns}"
+        if path.is_file():
+            kept = torch_load(path)
+            if kept.get("key") == key:
+                return kept["tensors"]
+        tensors = make()
+        self._keep.mkdir(parents=True, exist_ok=True)
+        torch_save({"key": key, "tensors": tensors}, path)
+        return tensors
+
+    def _drop(self, name: str) -> None:
+        (self.paths.work / f"{name}.pt").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------------------ stages
     def _stage_speech(self, writer, seed):
@@ -187,9 +214,11 @@ class WorldBuilder:
         Loaded once per build (the GPT, renderer and CLVP stages share them).
         """
         if self._clips is None:
-            dvae = load_dvae(self.paths.teacher)
-            self._clips = (texted_clips(self.paths.teacher_speech, dvae)
-                           + texted_clips(self.paths.public_speech, dvae))
+            clips = [c for folder in (self.paths.teacher_speech, self.paths.public_speech)
+                     for c in speech_clips(folder) if c.text]
+            tokens = self._kept("training_tokens", self.paths.teacher, lambda: Tokenizer(
+                load_dvae(self.paths.teacher)).tokenize_training_wavs([c.wav for c in clips]))
+            self._clips = _with_tokens(clips, tokens)  # = texted_clips of both sets, the tokens kept for a rerun
         return self._clips
 
     def _stage_gpt(self, writer, seed):
@@ -205,21 +234,26 @@ class WorldBuilder:
         torch_save({"gpt": torch.tensor(hist)}, self.paths.work / "history_gpt.pt")
         ckpt.done()
 
-    def renderer_items(self, clips: list[WorldClip], gpt,
-                       rng: random.Random) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def renderer_items(self, clips: list[WorldClip], gpt, rng: random.Random,
+                       keep: Path | None = None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """The renderer's training items, one per clip: (the GPT's teacher-forced latents (N, D), the conditioning
-        mels (2, 80, T) it was given, and the target: the clip's univnet mel (100, frames))."""
+        mels (2, 80, T) it was given, and the target: the clip's univnet mel (100, frames)). `keep`: the GPT's file,
+        when the latents are the build's own (kept for a rerun, see `_kept`)."""
         by_speaker = train.group_by_speaker(clips)
         umel = UnivNetMel()
         examples = [train.gpt_example(c, by_speaker[c.speaker], self.mel, self.size.cond_samples, rng)
                     for c in clips]
-        latents = train.gpt_latents(gpt, examples)
+        if keep is None:
+            latents = train.gpt_latents(gpt, examples)
+        else:
+            latents = self._kept("renderer_latents", keep, lambda: train.gpt_latents(gpt, examples))
         return [(lat, ex.cond_mels, umel(torch.from_numpy(resample(c.wav.numpy(), DVAE_SR, UNIVNET_SR)))[0])
                 for c, ex, lat in zip(clips, examples, latents)]
 
     def _stage_renderer(self, writer, seed):
         gpt = load_tortoise_model(self.paths.models, "gpt")
-        items = self.renderer_items(self.training_clips(), gpt, random.Random(seed))
+        items = self.renderer_items(self.training_clips(), gpt, random.Random(seed),
+                                    keep=self.paths.models / "autoregressive.pth")
         cfgs = self.size.model_configs()
         model = Renderer(cfgs["renderer"])
         ckpt = self.loop_checkpoint("renderer", seed)
@@ -230,6 +264,7 @@ class WorldBuilder:
         torch_save(model.state_dict(), self.paths.models / "renderer.pth")
         torch_save({"renderer": torch.tensor(hist)}, self.paths.work / "history_renderer.pt")
         ckpt.done()
+        self._drop("renderer_latents")
 
     def _stage_clvp(self, writer, seed):
         pairs = [(encode_text(c.text), c.tokens) for c in self.training_clips()]
@@ -240,6 +275,7 @@ class WorldBuilder:
         torch_save(clvp.state_dict(), self.paths.models / "clvp2.pth")
         torch_save({"clvp": torch.tensor(hist)}, self.paths.work / "history_clvp.pt")
         ckpt.done()
+        self._drop("training_tokens")
 
     def _stage_report(self, writer, seed):
         from tortuner.lab.report import world_report

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from tortuner.files import torch_load, torch_save
 from tortuner.lab.sizes import RecoveryPreset
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import load_dvae, save_dvae
@@ -19,7 +20,7 @@ from tortuner.models.dvae import DiscreteVAE
 from tortuner.recover.data import Augment, load_real
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
 from tortuner.synth.shards import Pair
-from tortuner.training import LoopCheckpoint
+from tortuner.training import CHECKPOINT_SECONDS, LoopCheckpoint
 
 
 def teacher_labelled_speech(world: WorldPaths, teacher: DiscreteVAE) -> list[Pair]:
@@ -37,7 +38,7 @@ def teacher_labelled_speech(world: WorldPaths, teacher: DiscreteVAE) -> list[Pai
 
 
 def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: int = 0, seed: int = 0,
-                 checkpoint_seconds: float = 60.0) -> DiscreteVAE:
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS) -> DiscreteVAE:
     """The student of `preset` (the distilled dVAE's shape) trained on teacher-labelled real speech for `steps`
     (0 = the preset's distillation budget, pre-training + fine-tuning), with the distillation's optimiser, crops and
     augmentation; read from `out` when it exists (it depends only on the world, the preset and the seed)."""
@@ -45,7 +46,15 @@ def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: in
     if out.is_file():
         return load_dvae(out)
     teacher = load_dvae(world.teacher).eval()
-    pairs = teacher_labelled_speech(world, teacher)
+    # the labelled speech is kept beside the checkpoint until the oracle is trained: making it is most of a rerun's
+    # start-up on the small world (4.6k clips read, turned into mels and tokenized; benchmarks/resume_cost.py run)
+    kept, key = out.with_suffix(".pairs.pt"), f"{world.teacher.stat().st_size} {world.teacher.stat().st_mtime_ns}"
+    saved = torch_load(kept) if kept.is_file() else {}
+    if saved.get("key") == key:
+        pairs = [Pair(m, t, {}) for m, t in zip(saved["mels"], saved["tokens"])]
+    else:
+        pairs = teacher_labelled_speech(world, teacher)
+        torch_save({"key": key, "mels": [p.mel for p in pairs], "tokens": [p.tokens for p in pairs]}, kept)
     cfg = DistillConfig(codebook_dim=preset.codebook_dim, hidden_dim=preset.hidden_dim,
                         num_resnet_blocks=preset.blocks, batch=preset.batch, seed=seed)
     torch.manual_seed(seed)
@@ -58,4 +67,5 @@ def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: in
     model = trainer.commit()
     save_dvae(model, out)
     ckpt.done()
+    kept.unlink(missing_ok=True)
     return model

@@ -27,7 +27,7 @@ from tortuner.recover.distill import DistillConfig, run_distill
 from tortuner.recover.evaluate import score_tokenizer
 from tortuner.recover.recon import ReconConfig, run_recon
 from tortuner.synth.synth import SynthConfig, run_synth
-from tortuner.training import run_stages
+from tortuner.training import checkpoint_seconds_arg, run_stages
 
 RUN_STAGES = ("synth", "distill", "decoder", "recon", "improved", "select", "baseline")
 
@@ -45,8 +45,7 @@ class RunConfig:
     pseudo_weight: float = arg(1.0, "the improved stage's pseudo-label weight (self-training: anchor 1, no recon loss)")
     seed: int = arg(0, "seed of every stage")
     threads: int = arg(2, "torch threads")
-    checkpoint_seconds: float = arg(60.0, "save a training stage's state this often, so a killed run loses at most "
-                                          "this much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("run")
 
 
 class LabRun:

@@ -24,7 +24,7 @@ from tortuner.models.dvae import DiscreteVAE, DVAEConfig
 from tortuner.recover.data import RealClip, load_real, mel_batch
 from tortuner.recover.distill import num_codes_of
 from tortuner.recover.evaluate import clip_tokens
-from tortuner.training import LoopCheckpoint, ScalarLog, optimizer_step
+from tortuner.training import LoopCheckpoint, ScalarLog, checkpoint_seconds_arg, optimizer_step
 
 
 @dataclass
@@ -42,8 +42,7 @@ class BaselineConfig:
     commitment_weight: float = arg(0.25, "weight of the commitment loss")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
-    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
-                                          "much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("run")
 
 
 def train_vqvae(model: DiscreteVAE, mels: list[torch.Tensor], steps: int, batch: int, crop: int, lr: float,

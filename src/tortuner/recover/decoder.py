@@ -18,7 +18,7 @@ from tortuner.config_args import arg
 from tortuner.files import write_json
 from tortuner.models.checkpoints import load_dvae, save_dvae
 from tortuner.recover.data import load_synth, pair_batch
-from tortuner.training import LoopCheckpoint, ScalarLog, linear_decay, optimizer_step
+from tortuner.training import LoopCheckpoint, ScalarLog, checkpoint_seconds_arg, linear_decay, optimizer_step
 
 
 @dataclass
@@ -32,8 +32,7 @@ class DecoderConfig:
     lr: float = arg(1e-3, "peak AdamW learning rate (decays linearly to a tenth)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
-    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
-                                          "much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("run")
 
 
 def run_decoder(cfg: DecoderConfig) -> dict:

@@ -25,7 +25,7 @@ from tortuner.models.checkpoints import load_dvae, model_configs, save_dvae
 from tortuner.models.dvae import DiscreteVAE, DVAEConfig, code_distances
 from tortuner.recover.data import Augment, load_synth, pair_batch
 from tortuner.synth.shards import Pair
-from tortuner.training import LoopCheckpoint, ScalarLog, optimizer_step, warmup_linear_decay
+from tortuner.training import LoopCheckpoint, ScalarLog, checkpoint_seconds_arg, optimizer_step, warmup_linear_decay
 
 
 @dataclass
@@ -48,8 +48,7 @@ class DistillConfig:
     match_speech: str = arg("", "real speech manifest: moment-match the synthetic mels to it per band (default: off)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
-    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
-                                          "much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("run")
 
 
 def num_codes_of(models: str) -> int:

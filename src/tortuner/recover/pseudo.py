@@ -15,6 +15,7 @@ public GPT, the public speech and its transcripts.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -58,20 +59,31 @@ def labelled_pairs(clips: list[RealClip], labels: list[torch.Tensor]) -> list[Pa
 
 @torch.no_grad()
 def pseudo_pairs(dvae: DiscreteVAE, gpt: nn.Module, clips: list[RealClip], cond_samples: int, lam: float = 1.0,
-                 k: int = 5, beams: int = 4, seed: int = 0, batch: int = 32) -> tuple[list[Pair], float]:
+                 k: int = 5, beams: int = 4, seed: int = 0, batch: int = 32,
+                 labelled: dict[int, torch.Tensor] | None = None,
+                 on_batch: Callable[[dict[int, torch.Tensor]], None] | None = None) -> tuple[list[Pair], float]:
     """Pseudo-labelled real pairs for every clip with a transcript, and the fraction of labels the GPT changed
-    (against the encoder's argmax)."""
+    (against the encoder's argmax).
+
+    Labelling the small world's real speech takes minutes, so it can be resumed: `labelled` holds the labels of an
+    interrupted call ({index in `pseudo_clips(clips)`: (N,) codes}), whose batches are not searched again, and
+    `on_batch` receives that dict, grown, after each batch (a clip's label does not depend on its batch, nor on any
+    random state but `seed`'s: a resumed call returns what an uninterrupted one does)."""
     texted = pseudo_clips(clips)
     latents = conditioning_latents(gpt, texted, cond_samples, seed)
     mels = [c.mel[:, : 4 * (c.mel.shape[1] // 4)] for c in texted]
     enc = [dvae.eval().logits(m[None])[0].log_softmax(-1) for m in mels]
     order = sorted(range(len(texted)), key=lambda i: enc[i].shape[0])
-    labels: list[torch.Tensor] = [torch.empty(0)] * len(texted)
+    done = dict(labelled or {})
     for j in tqdm(range(0, len(order), batch), desc="pseudo-labels", unit="batch", leave=False):
         idx = order[j : j + batch]
+        if all(i in done for i in idx):
+            continue
         found = guided_tokens(gpt, [enc[i] for i in idx], [encode_text(texted[i].text) for i in idx], latents[idx],
                               k, beams, lam)
-        for i, tok in zip(idx, found):
-            labels[i] = tok
+        done.update(zip(idx, found))
+        if on_batch is not None:
+            on_batch(done)
+    labels = [done[i] for i in range(len(texted))]
     changed = sum(int((t != e.argmax(-1)).sum()) for t, e in zip(labels, enc)) / max(1, sum(e.shape[0] for e in enc))
     return labelled_pairs(clips, labels), float(changed)

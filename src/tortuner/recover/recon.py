@@ -25,7 +25,7 @@ from tortuner.models.checkpoints import cond_samples_of, load_dvae, load_tortois
 from tortuner.recover.data import Augment, load_real, load_synth, mel_batch, pair_batch
 from tortuner.recover.distill import CodeTrainer
 from tortuner.recover.pseudo import labelled_pairs, pseudo_pairs
-from tortuner.training import LoopCheckpoint, ScalarLog
+from tortuner.training import LoopCheckpoint, ScalarLog, checkpoint_seconds_arg
 
 
 @dataclass
@@ -52,8 +52,7 @@ class ReconConfig:
     anchor_decay: float = arg(1.0, "anchor weight x this after every round (synthetic labels are noisy: trust fades)")
     seed: int = arg(0, "seed")
     threads: int = arg(0, "torch threads (0 = torch's default)")
-    checkpoint_seconds: float = arg(60.0, "save the training state this often, so a killed run loses at most this "
-                                          "much training (0 = after every step)")
+    checkpoint_seconds: float = checkpoint_seconds_arg("run")
 
 
 @torch.no_grad()
@@ -86,7 +85,8 @@ def run_recon(cfg: ReconConfig) -> dict:
     steps = cfg.steps // rounds
     summary: dict = {"real_clips": len(real)}
     # beyond the models and generators, a resumed run needs the current round's labels and the last recon MSE
-    extra: dict = {"round": -1, "labels": [], "rec": 0.0, "changed": {}}
+    # (and, while a round is being labelled, the labels found so far: `partial`, of round `partial_round`)
+    extra: dict = {"round": -1, "labels": [], "rec": 0.0, "changed": {}, "partial_round": -1, "partial": {}}
     ckpt = LoopCheckpoint.beside(cfg.out, cfg)
     start = ckpt.resume(model=model, opt=tr.opt, rng=rng, gen=g, extra=extra)
     pseudo: list = []
@@ -95,9 +95,15 @@ def run_recon(cfg: ReconConfig) -> dict:
         rnd, step = divmod(gstep, steps)
         if step == 0 or gstep == start:  # a round starts (or resumes): its labels, its log offset
             if gpt is not None and extra["round"] != rnd:
+                def keep(found: dict, rnd: int = rnd, at: int = gstep) -> None:  # a kill mid-labelling keeps these
+                    extra.update(partial_round=rnd, partial=found)
+                    ckpt.save_if_due(at)
+
                 pseudo, changed = pseudo_pairs(model.eval(), gpt, real, cond_samples, cfg.pseudo_lambda,
-                                               cfg.pseudo_k, cfg.pseudo_beams, cfg.seed + rnd)
-                extra.update(round=rnd, labels=[p.tokens for p in pseudo])
+                                               cfg.pseudo_k, cfg.pseudo_beams, cfg.seed + rnd,
+                                               labelled=extra["partial"] if extra["partial_round"] == rnd else None,
+                                               on_batch=keep)
+                extra.update(round=rnd, labels=[p.tokens for p in pseudo], partial_round=-1, partial={})
                 extra["changed"][str(rnd)] = changed
                 ckpt.save(gstep)  # labelling a round takes a while: do not redo it after a kill
             elif gpt is not None:
