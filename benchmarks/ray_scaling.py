@@ -38,6 +38,18 @@ def table(title: str, rows: list[tuple[str, float, bool]]) -> None:
         print(f"| {name} | {s:.1f} s | {one / s:.2f}x | {'yes' if same else '**no**'} |", flush=True)
 
 
+def ray_rows(base: list[str], root: Path, prefix: str, workers_flag: str, check) -> list[tuple[str, float, bool]]:
+    """`base` on a local Ray cluster with 1 and 2 workers into `root/<prefix><n>`, each output compared with the
+    plain run's in `root/<prefix>0`."""
+    rows = []
+    for n in (1, 2):
+        out = root / f"{prefix}{n}"
+        rows.append((f"{base[0]} --ray local, {n} worker{'s' * (n > 1)}",
+                     timed(base + ["--out", str(out), "--ray", "local", workers_flag, str(n)]),
+                     check(root / f"{prefix}0", out) == []))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recordings", type=int, default=4)
@@ -54,11 +66,7 @@ def main() -> int:
         rows = [("prepare", timed(base + ["--out", str(root / "p0")]), True),
                 ("prepare --workers 2 (local processes)", timed(base + ["--out", str(root / "pw"), "--workers", "2"]),
                  check(root / "p0", root / "pw") == [])]
-        for n in (1, 2):
-            out = root / f"p{n}"
-            rows.append((f"prepare --ray local, {n} worker{'s' * (n > 1)}",
-                         timed(base + ["--out", str(out), "--ray", "local", "--workers", str(n)]),
-                         check(root / "p0", out) == []))
+        rows += ray_rows(base, root, "p", "--workers", check)
         table(f"prepare: {len(recs)} recordings, {audio / 60:.1f} min of audio", rows)
 
         world = root / "world"
@@ -67,11 +75,7 @@ def main() -> int:
                 "--num-pairs", str(args.pairs), "--renderer", "lab", "--max-tokens", "120"]
         check = same_files(["shard_*.safetensors", "index_*.jsonl"])
         rows = [("synth --threads 1", timed(base + ["--out", str(root / "s0"), "--threads", "1"]), True)]
-        for n in (1, 2):
-            out = root / f"s{n}"
-            rows.append((f"synth --ray local, {n} worker{'s' * (n > 1)}",
-                         timed(base + ["--out", str(out), "--ray", "local", "--ray-workers", str(n)]),
-                         check(root / "s0", out) == []))
+        rows += ray_rows(base, root, "s", "--ray-workers", check)
         table(f"synth: {args.pairs} pairs, test-size lab world", rows)
     return 0
 

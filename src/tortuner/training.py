@@ -132,6 +132,21 @@ class ScalarLog:
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
+def kept(path: Path, source: Path, make: Callable[[], Any]) -> Any:
+    """`make()`, a pure function of the file `source` (a model), kept in `path` so a stage rerun after a kill loads
+    it instead of computing it again (what a stage computes before its loop: the small world's renderer restart fell
+    from 83 s to 50 s, the oracle's from 55 s to 22 s, docs/reliability.md). A file made from another version of
+    `source` (size or mtime) is made again; the caller deletes `path` once no rerun needs it."""
+    key = f"{source.stat().st_size} {source.stat().st_mtime_ns}"
+    saved = torch_load(path, "kept stage input") if path.is_file() else {}
+    if saved.get("key") == key:
+        return saved["value"]
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch_save({"key": key, "value": value}, path)
+    return value
+
+
 Stateful = nn.Module | torch.optim.Optimizer | random.Random | torch.Generator | torch.Tensor | list | dict
 
 

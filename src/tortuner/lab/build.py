@@ -20,7 +20,7 @@ from tortuner.audio.io import load_audio, resample
 from tortuner.audio.mel import DVAE_SR, UNIVNET_SR, DvaeMel, UnivNetMel
 from tortuner.config_args import arg
 from tortuner.errors import TortunerError
-from tortuner.files import read_json, torch_load, torch_save, write_json, write_jsonl
+from tortuner.files import read_json, torch_save, write_json, write_jsonl
 from tortuner.lab import train
 from tortuner.lab.sizes import SIZES, UNRECORDED, LabSize
 from tortuner.lab.speech import build_speech
@@ -32,7 +32,7 @@ from tortuner.models.gpt_data import encode_text
 from tortuner.models.renderer import Renderer, fit_advance
 from tortuner.models.tokenizer import Tokenizer
 from tortuner.models.tortoise import build_clvp, build_gpt
-from tortuner.training import LoopCheckpoint, checkpoint_seconds_arg, run_stages, set_dropout
+from tortuner.training import LoopCheckpoint, checkpoint_seconds_arg, kept, run_stages, set_dropout
 
 BUILD_STAGES = ("speech", "teacher", "gpt", "renderer", "clvp", "report")
 
@@ -169,22 +169,10 @@ class WorldBuilder:
         return LoopCheckpoint(self.paths.work / f"{stage}.loop.pt", self.cfg.checkpoint_seconds, key)
 
     def _kept(self, name: str, source: Path, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
-        """`make()` (a pure function of the model file `source`), kept in `work/<name>.pt` while a build runs, so a
-        stage rerun after a kill loads it instead of computing it again: with the teacher's tokens of the 4.6k
-        training clips and the GPT's latents of them kept, the small world's renderer restart fell from 83 s to 50 s
-        (`benchmarks/resume_cost.py build`, docs/reliability.md). `_drop` deletes it once no later stage needs it;
-        outside `run()` (experiments through `open`) nothing is written."""
-        if self._keep is None:
-            return make()
-        path, key = self._keep / f"{name}.pt", f"{source.stat().st_size} {source.stat().st_mtime_ns}"
-        if path.is_file():
-            kept = torch_load(path)
-            if kept.get("key") == key:
-                return kept["tensors"]
-        tensors = make()
-        self._keep.mkdir(parents=True, exist_ok=True)
-        torch_save({"key": key, "tensors": tensors}, path)
-        return tensors
+        """`make()` (a pure function of the model file `source`), kept in `work/<name>.pt` while a build runs
+        (`training.kept`): the teacher's tokens of the 4.6k training clips and the GPT's latents of them. `_drop`
+        deletes it once no later stage needs it; outside `run()` (experiments through `open`) nothing is written."""
+        return make() if self._keep is None else kept(self._keep / f"{name}.pt", source, make)
 
     def _drop(self, name: str) -> None:
         (self.paths.work / f"{name}.pt").unlink(missing_ok=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from tortuner.files import torch_load, torch_save
 from tortuner.lab.sizes import RecoveryPreset
 from tortuner.lab.world import WorldPaths
 from tortuner.models.checkpoints import load_dvae, save_dvae
@@ -20,7 +19,7 @@ from tortuner.models.dvae import DiscreteVAE
 from tortuner.recover.data import Augment, load_real
 from tortuner.recover.distill import CodeTrainer, DistillConfig, init_codebook_from_classes, new_dvae, train_on_pairs
 from tortuner.synth.shards import Pair
-from tortuner.training import CHECKPOINT_SECONDS, LoopCheckpoint
+from tortuner.training import CHECKPOINT_SECONDS, LoopCheckpoint, kept
 
 
 def teacher_labelled_speech(world: WorldPaths, teacher: DiscreteVAE) -> list[Pair]:
@@ -46,15 +45,9 @@ def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: in
     if out.is_file():
         return load_dvae(out)
     teacher = load_dvae(world.teacher).eval()
-    # the labelled speech is kept beside the checkpoint until the oracle is trained: making it is most of a rerun's
-    # start-up on the small world (4.6k clips read, turned into mels and tokenized; benchmarks/resume_cost.py run)
-    kept, key = out.with_suffix(".pairs.pt"), f"{world.teacher.stat().st_size} {world.teacher.stat().st_mtime_ns}"
-    saved = torch_load(kept) if kept.is_file() else {}
-    if saved.get("key") == key:
-        pairs = [Pair(m, t, {}) for m, t in zip(saved["mels"], saved["tokens"])]
-    else:
-        pairs = teacher_labelled_speech(world, teacher)
-        torch_save({"key": key, "mels": [p.mel for p in pairs], "tokens": [p.tokens for p in pairs]}, kept)
+    # kept beside the checkpoint until the oracle is trained: the labelled speech is most of a rerun's start-up
+    pairs = [Pair(m, t, {}) for m, t in kept(out.with_suffix(".pairs.pt"), world.teacher, lambda: [
+        (p.mel, p.tokens) for p in teacher_labelled_speech(world, teacher)])]
     cfg = DistillConfig(codebook_dim=preset.codebook_dim, hidden_dim=preset.hidden_dim,
                         num_resnet_blocks=preset.blocks, batch=preset.batch, seed=seed)
     torch.manual_seed(seed)
@@ -67,5 +60,5 @@ def train_oracle(world: WorldPaths, preset: RecoveryPreset, out: Path, steps: in
     model = trainer.commit()
     save_dvae(model, out)
     ckpt.done()
-    kept.unlink(missing_ok=True)
+    out.with_suffix(".pairs.pt").unlink(missing_ok=True)
     return model
